@@ -1,0 +1,118 @@
+"""Routes of the Pix stream API. The logic lives in chalicelib."""
+
+import logging
+import time
+from collections.abc import Callable
+
+from chalice import Chalice, Rate, Response
+
+from chalicelib import http
+from chalicelib.errors import PixStreamError
+from chalicelib.runtime import get_runtime, test_endpoints_enabled
+from chalicelib.streams import ReadResult
+
+app = Chalice(app_name="pix-stream")
+app.log.setLevel(logging.INFO)
+logger = logging.getLogger("pix_stream.app")
+
+MAX_GENERATED_MESSAGES = 1000
+# Seconds kept free between the end of a long poll and the end of the Lambda invocation,
+# for the commit write and the reply.
+LAMBDA_MARGIN_SECONDS = 1.5
+
+
+def _deadline(wait_seconds: float) -> float:
+    """Return the monotonic time at which a long poll must stop waiting."""
+    budget = wait_seconds
+    context = app.lambda_context
+    if context is not None:
+        remaining = context.get_remaining_time_in_millis() / 1000 - LAMBDA_MARGIN_SECONDS
+        budget = max(0.0, min(budget, remaining))
+    return time.monotonic() + budget
+
+
+def _handle(view: Callable[[], Response]) -> Response:
+    """Run a view, turning domain errors into problem documents and anything else into 500."""
+    runtime = get_runtime()
+    try:
+        return view()
+    except PixStreamError as error:
+        return http.error_response(error, runtime.settings.retry_after_seconds)
+    except Exception:
+        logger.exception("unhandled error")
+        return http.problem_response(
+            500, "internal-error", "Internal error", "the request failed; it can be retried"
+        )
+
+
+def _read(ispb: str, read: Callable[[str, int, float], ReadResult]) -> Response:
+    """Run a stream read for the current request and build its reply."""
+    # chalice local shares current_request between threads, so read it once, here.
+    request = app.current_request
+    accept = request.headers.get("accept")
+    format_param = (request.query_params or {}).get("format")
+
+    def view() -> Response:
+        settings = get_runtime().settings
+        http.validate_ispb(ispb)
+        multipart = http.wants_multipart(accept, format_param)
+        batch = settings.batch_size if multipart else 1
+        result = read(ispb, batch, _deadline(settings.wait_seconds))
+        return http.read_response(result, multipart)
+
+    return _handle(view)
+
+
+@app.route("/api/pix/{ispb}/stream/start", methods=["GET"])
+def start_stream(ispb: str) -> Response:
+    return _read(ispb, get_runtime().streams.start)
+
+
+@app.route("/api/pix/{ispb}/stream/{interationId}", methods=["GET"])
+def continue_stream(ispb: str, interationId: str) -> Response:  # the contract's spelling
+    def read(ispb: str, batch: int, deadline: float) -> ReadResult:
+        return get_runtime().streams.read(ispb, interationId, batch, deadline)
+
+    return _read(ispb, read)
+
+
+@app.route("/api/pix/{ispb}/stream/{interationId}", methods=["DELETE"])
+def close_stream(ispb: str, interationId: str) -> Response:  # the contract's spelling
+    def view() -> Response:
+        http.validate_ispb(ispb)
+        get_runtime().streams.close(ispb, interationId)
+        return http.json_response({}, 200)
+
+    return _handle(view)
+
+
+def _create_messages(ispb: str, number: str) -> Response:
+    def view() -> Response:
+        http.validate_ispb(ispb)
+        count = http.parse_number(number, MAX_GENERATED_MESSAGES)
+        inserted = get_runtime().insert_generated(ispb, count)
+        logger.info("created %d test messages for %s", len(inserted), ispb)
+        return http.json_response(
+            {"ispb": ispb, "quantidade": len(inserted), "endToEndIds": inserted}, 201
+        )
+
+    return _handle(view)
+
+
+if test_endpoints_enabled():
+
+    @app.route("/api/util/msgs/{ispb}/{number}", methods=["POST"])
+    def create_messages(ispb: str, number: str) -> Response:
+        return _create_messages(ispb, number)
+
+    # The same, at the path earlier clients use; API Gateway ignores its trailing slash.
+    @app.route("/api/pix/util/msgs/{ispb}/{number}", methods=["POST"])
+    def create_messages_legacy(ispb: str, number: str) -> Response:
+        return _create_messages(ispb, number)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def sweep_expired_streams(event: object) -> None:
+    """End streams whose lease passed, so their slots and messages return without a start."""
+    freed = get_runtime().streams.sweep()
+    logger.info("sweep freed %d stream slots", freed)

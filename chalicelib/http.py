@@ -1,0 +1,138 @@
+"""HTTP replies: content negotiation, message bodies, headers and problem documents."""
+
+import json
+from collections.abc import Mapping
+
+from chalice.app import Response
+
+from chalicelib.errors import (
+    InvalidFormat,
+    InvalidIspb,
+    InvalidNumber,
+    NotAcceptable,
+    PixStreamError,
+    StoreUnavailable,
+    StreamGone,
+    StreamLimitReached,
+    StreamNotFound,
+)
+from chalicelib.messages import is_valid_ispb
+from chalicelib.streams import ReadResult
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+MULTIPART_JSON = "multipart/json"
+SINGLE_MEDIA_RANGES = frozenset({JSON, "application/*", "*/*"})
+
+# Status, problem type and title of each domain error.
+PROBLEMS: dict[type[PixStreamError], tuple[int, str, str]] = {
+    InvalidIspb: (400, "invalid-ispb", "Invalid ISPB"),
+    InvalidNumber: (400, "invalid-number", "Invalid number of messages"),
+    InvalidFormat: (400, "invalid-format", "Invalid format"),
+    StreamNotFound: (404, "stream-not-found", "Stream not found"),
+    NotAcceptable: (406, "not-acceptable", "Not acceptable"),
+    StreamGone: (410, "stream-gone", "Stream closed or expired"),
+    StreamLimitReached: (429, "stream-limit-reached", "Too many open streams"),
+    StoreUnavailable: (503, "store-unavailable", "Store unavailable"),
+}
+PROBLEM_TYPE_PREFIX = "urn:pix-stream:problem:"
+
+
+def validate_ispb(value: str) -> str:
+    # Chalice passes path segments undecoded, so percent-encoded or non-ASCII digits are
+    # rejected as they arrive instead of being decoded into something that looks valid.
+    if not is_valid_ispb(value):
+        raise InvalidIspb(value)
+    return value
+
+
+def parse_number(value: str, maximum: int) -> int:
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= maximum:
+        raise InvalidNumber(value, maximum)
+    return int(value)
+
+
+def wants_multipart(accept: str | None, format_param: str | None) -> bool:
+    """Decide between one message and an array, or raise `NotAcceptable`.
+
+    ``multipart/json`` selects the array, as does ``?format=multipart``;
+    ``application/json``, ``application/*``, ``*/*`` or no ``Accept`` select one message.
+    Media ranges with ``q=0`` are excluded, as RFC 9110 defines.
+    """
+    if format_param is not None and format_param != "multipart":
+        raise InvalidFormat(format_param)
+    ranges = _media_ranges(accept)
+    if ranges is None:
+        return format_param is not None
+    if MULTIPART_JSON in ranges:
+        return True
+    if ranges & SINGLE_MEDIA_RANGES:
+        return format_param is not None
+    raise NotAcceptable(accept or "")
+
+
+def _media_ranges(accept: str | None) -> set[str] | None:
+    """Return the accepted media ranges, lower-cased, or None when any format will do."""
+    if accept is None or not accept.strip():
+        return None
+    accepted: set[str] = set()
+    for part in accept.split(","):
+        media, _, params = part.partition(";")
+        media = media.strip().lower()
+        if media and _quality(params) > 0:
+            accepted.add(media)
+    return accepted
+
+
+def _quality(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def pull_next(ispb: str, link_id: str) -> str:
+    return f"/api/pix/{ispb}/stream/{link_id}"
+
+
+def read_response(result: ReadResult, multipart: bool) -> Response:
+    headers: dict[str, str | list[str]] = {"Pull-Next": pull_next(result.ispb, result.link_id)}
+    if not result.bodies:
+        # body=None would send the four bytes "null"; a 204 must have no body.
+        return Response(body="", status_code=204, headers=headers)
+    headers["Content-Type"] = JSON
+    body = "[" + ",".join(result.bodies) + "]" if multipart else result.bodies[0]
+    return Response(body=body, status_code=200, headers=headers)
+
+
+def json_response(document: object, status: int) -> Response:
+    headers: dict[str, str | list[str]] = {"Content-Type": JSON}
+    return Response(
+        body=json.dumps(document, ensure_ascii=False), status_code=status, headers=headers
+    )
+
+
+def problem_response(
+    status: int, kind: str, title: str, detail: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    document = {
+        "type": PROBLEM_TYPE_PREFIX + kind,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    all_headers: dict[str, str | list[str]] = {"Content-Type": PROBLEM_JSON, **(headers or {})}
+    return Response(
+        body=json.dumps(document, ensure_ascii=False), status_code=status, headers=all_headers
+    )
+
+
+def error_response(error: PixStreamError, retry_after: int) -> Response:
+    """Turn a domain error into its problem document."""
+    status, kind, title = PROBLEMS[type(error)]
+    headers = {"Retry-After": str(retry_after)} if status in (429, 503) else {}
+    return problem_response(status, kind, title, str(error), headers)

@@ -1,0 +1,100 @@
+"""The long-poll loop: ask the store until messages arrive or the deadline passes.
+
+Idle polling is what an ISPB's waiting streams cost, so the loop backs off while nothing
+arrives, and the waiters of one ISPB in one process share their empty queries: when one of
+them has just found the queue empty, the others wait instead of asking again. Messages
+created in this process wake the waiters at once; messages created elsewhere are found by
+the next poll.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class PendingSignal:
+    """Per-ISPB arrival notices and the time of the last empty query, for one process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._condition = threading.Condition()
+        self._versions: dict[str, int] = {}
+        self._last_empty: dict[str, float] = {}
+
+    def notify(self, ispb: str) -> None:
+        """Wake every waiter of `ispb`: new messages may be pending."""
+        with self._condition:
+            self._versions[ispb] = self._versions.get(ispb, 0) + 1
+            self._last_empty.pop(ispb, None)
+            self._condition.notify_all()
+
+    def version(self, ispb: str) -> int:
+        with self._condition:
+            return self._versions.get(ispb, 0)
+
+    def mark_empty(self, ispb: str, version: int) -> None:
+        """Record an empty query that started when the ISPB's version was `version`."""
+        with self._condition:
+            if self._versions.get(ispb, 0) == version:
+                self._last_empty[ispb] = self._clock()
+
+    def empty_within(self, ispb: str, seconds: float) -> bool:
+        with self._condition:
+            last = self._last_empty.get(ispb)
+            return last is not None and self._clock() - last < seconds
+
+    def wait(self, ispb: str, version: int, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds; return True early if `ispb` is notified."""
+        end = self._clock() + timeout
+        with self._condition:
+            while self._versions.get(ispb, 0) == version:
+                remaining = end - self._clock()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
+
+class LongPoll:
+    """Repeat an attempt until it returns a result or the deadline passes.
+
+    `attempt` returns None when nothing was pending. The interval between attempts starts
+    at `min_interval` and doubles while attempts keep finding nothing, up to `max_interval`.
+    """
+
+    def __init__(
+        self,
+        signal: PendingSignal,
+        min_interval: float,
+        max_interval: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._signal = signal
+        self._min = min_interval
+        self._max = max_interval
+        self._clock = clock
+
+    def run(
+        self, ispb: str, deadline: float, attempt: Callable[[], T | None]
+    ) -> tuple[T | None, int]:
+        """Return the first result of `attempt` (or None at the deadline) and the poll count."""
+        interval = self._min
+        polls = 0
+        while True:
+            version = self._signal.version(ispb)
+            # Skip the query when another waiter of this ISPB just found nothing, unless
+            # this is the first poll of the request.
+            if polls == 0 or not self._signal.empty_within(ispb, interval):
+                polls += 1
+                result = attempt()
+                if result is not None:
+                    return result, polls
+                self._signal.mark_empty(ispb, version)
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return None, polls
+            notified = self._signal.wait(ispb, version, min(interval, remaining))
+            interval = self._min if notified else min(interval * 2, self._max)

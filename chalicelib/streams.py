@@ -1,0 +1,344 @@
+"""Stream lifecycle: open, read, confirm, close and expire.
+
+A stream's reads are numbered by link: the reply to a read on link ``k`` that carries
+messages points to link ``k + 1``, and a read on link ``k`` confirms every read before it.
+So at any time a stream holds at most one unconfirmed batch: the one its newest read
+delivered. Confirming it costs one write to the stream item, not one per message.
+"""
+
+import logging
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from chalicelib.config import Settings
+from chalicelib.errors import StreamGone, StreamLimitReached, StreamNotFound
+from chalicelib.polling import LongPoll, PendingSignal
+from chalicelib.store import (
+    OPEN_SHARDS,
+    STATE_CLOSED,
+    STATE_EXPIRED,
+    STATE_OPEN,
+    PixStore,
+    QueueEntry,
+    StreamRecord,
+    claimed_sort,
+    open_shard,
+)
+
+logger = logging.getLogger(__name__)
+
+LINK_PATTERN = re.compile(r"\A([0-9a-f]{32})-([1-9][0-9]{0,9})\Z")
+
+# A read that finds pending messages but loses every claim to other streams asks again at
+# once, this many times, before it waits like an empty read.
+CLAIM_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """What a read returns: the messages (none for a 204) and the link to follow next."""
+
+    ispb: str
+    stream_id: str
+    link: int
+    bodies: tuple[str, ...]
+    end_to_end_ids: tuple[str, ...]
+    polls: int = 0
+    retried: bool = False
+
+    @property
+    def link_id(self) -> str:
+        return make_link_id(self.stream_id, self.link)
+
+
+def make_link_id(stream_id: str, link: int) -> str:
+    return f"{stream_id}-{link}"
+
+
+def parse_link_id(ispb: str, link_id: str) -> tuple[str, int]:
+    """Split a link id into stream id and link number; malformed ids are not found."""
+    match = LINK_PATTERN.match(link_id)
+    if match is None:
+        raise StreamNotFound(ispb, link_id)
+    return match.group(1), int(match.group(2))
+
+
+def pick_window(entries: Sequence[QueueEntry], slot: int, size: int) -> list[QueueEntry]:
+    """Choose the batch a stream should claim from the oldest pending messages.
+
+    Stream slot ``s`` starts at the ``s``-th batch, so concurrent streams of one ISPB
+    claim different messages instead of racing for the same oldest ones. A stream alone
+    has slot 0 and always takes the oldest.
+    """
+    start = slot * size
+    if start + size > len(entries):
+        start = max(0, len(entries) - size)
+    return list(entries[start : start + size])
+
+
+class StreamService:
+    def __init__(
+        self,
+        store: PixStore,
+        settings: Settings,
+        signal: PendingSignal,
+        clock: Callable[[], float],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._signal = signal
+        self._clock = clock
+        self._poll = LongPoll(
+            signal, settings.poll_min_seconds, settings.poll_max_seconds, clock=monotonic
+        )
+
+    def _lease_until(self) -> float:
+        return self._clock() + self._settings.lease_seconds
+
+    # Opening
+
+    def start(self, ispb: str, batch_size: int, deadline: float) -> ReadResult:
+        """Open a stream for `ispb` and run its first read; raise if the ISPB is full."""
+        stream_id = secrets.token_hex(16)
+        attempt = secrets.token_hex(8)
+        open_count = self._store.open_stream_count(ispb)
+        # The slot only spreads claims: two streams that share a slot still never share a
+        # message, they just race for the same candidates.
+        slot = open_count % self._settings.claim_spread
+        opened = open_count < self._settings.stream_limit and self._try_open(
+            ispb, stream_id, attempt, slot
+        )
+        # Expired streams may still hold slots: free them, then try once more.
+        if not opened and not (
+            self.reap_ispb(ispb) and self._try_open(ispb, stream_id, attempt, slot)
+        ):
+            raise StreamLimitReached(ispb, self._settings.stream_limit)
+        logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
+        return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline)
+
+    def _try_open(self, ispb: str, stream_id: str, attempt: str, slot: int) -> bool:
+        limit = self._settings.stream_limit
+        lease_until = self._lease_until()
+        return self._store.open_stream(ispb, stream_id, limit, attempt, lease_until, slot)
+
+    # Reading
+
+    def read(self, ispb: str, link_id: str, batch_size: int, deadline: float) -> ReadResult:
+        """Read on a link: confirm earlier reads, then wait for new messages."""
+        stream_id, link = parse_link_id(ispb, link_id)
+        attempt = secrets.token_hex(8)
+        began = self._store.begin_read(ispb, stream_id, link, attempt, self._lease_until())
+        if not began.applied:
+            return self._refused_read(ispb, link_id, stream_id, link, began.item)
+        assert began.item is not None
+        before = StreamRecord.from_item(began.item)
+        if before.attempt_link == link:
+            # An earlier request on this link may have claimed messages and died before
+            # recording them; none of that read's claims can have been delivered.
+            self._release_read(before, link)
+        return self._poll_read(ispb, stream_id, link, attempt, before.slot, batch_size, deadline)
+
+    def _refused_read(
+        self, ispb: str, link_id: str, stream_id: str, link: int, item: dict[str, object] | None
+    ) -> ReadResult:
+        stream = self._visible_stream(ispb, link_id, item)
+        self._raise_if_ended(stream, link_id)
+        if link > stream.link:
+            raise StreamNotFound(ispb, link_id)
+        if link == stream.link - 1 and stream.inflight_read == link:
+            return self._repeat_read(stream, link_id)
+        raise StreamGone(link_id, "a newer link of this stream has been issued")
+
+    def _visible_stream(
+        self, ispb: str, link_id: str, item: dict[str, object] | None
+    ) -> StreamRecord:
+        if item is None:
+            raise StreamNotFound(ispb, link_id)
+        stream = StreamRecord.from_item(item)
+        if stream.ispb != ispb:
+            raise StreamNotFound(ispb, link_id)
+        return stream
+
+    def _raise_if_ended(self, stream: StreamRecord, link_id: str) -> None:
+        if stream.state == STATE_CLOSED:
+            self._finish_if_listed(stream)
+            raise StreamGone(link_id, "the stream was closed")
+        if stream.state == STATE_EXPIRED:
+            self._finish(stream)
+            raise StreamGone(link_id, "the stream expired")
+        if stream.lease_until <= self._clock():
+            self.expire(stream)
+            raise StreamGone(link_id, "the stream expired")
+
+    def _repeat_read(self, stream: StreamRecord, link_id: str) -> ReadResult:
+        """Return again what the stream's newest read delivered, for a client that lost it."""
+        renewed = self._store.renew_lease(stream.stream_id, stream.link, self._lease_until())
+        if not renewed.applied:
+            raise StreamGone(link_id, "the stream changed while the read was repeated")
+        bodies = self._store.message_bodies(stream.inflight_ids)
+        logger.info(
+            "read repeated",
+            extra={"ispb": stream.ispb, "stream": stream.stream_id, "link": stream.link - 1},
+        )
+        return ReadResult(
+            ispb=stream.ispb,
+            stream_id=stream.stream_id,
+            link=stream.link,
+            bodies=tuple(bodies[i] for i in stream.inflight_ids),
+            end_to_end_ids=stream.inflight_ids,
+            retried=True,
+        )
+
+    def _poll_read(
+        self,
+        ispb: str,
+        stream_id: str,
+        link: int,
+        attempt: str,
+        slot: int,
+        batch_size: int,
+        deadline: float,
+    ) -> ReadResult:
+        def claim_once() -> list[QueueEntry] | None:
+            return self._claim(ispb, stream_id, link, attempt, slot, batch_size)
+
+        claimed, polls = self._poll.run(ispb, deadline, claim_once)
+        if not claimed:
+            return ReadResult(ispb, stream_id, link, (), (), polls=polls)
+        ids = tuple(entry.end_to_end_id for entry in claimed)
+        committed = self._store.commit_read(stream_id, link, attempt, ids)
+        if not committed.applied:
+            # Another request took over this link, or the stream ended meanwhile: give
+            # the messages back, since this reply will never be confirmed.
+            self._store.release(ispb, stream_id, claimed)
+            raise StreamGone(make_link_id(stream_id, link), _superseded_reason(committed.item))
+        return ReadResult(
+            ispb, stream_id, link + 1, tuple(e.body for e in claimed), ids, polls=polls
+        )
+
+    def _claim(
+        self, ispb: str, stream_id: str, link: int, attempt: str, slot: int, batch_size: int
+    ) -> list[QueueEntry] | None:
+        spread = slot + 1 if batch_size > 1 else 1
+        for _ in range(CLAIM_ROUNDS):
+            pending = self._store.pending_messages(ispb, batch_size * spread)
+            if not pending:
+                return None
+            window = pick_window(pending, slot, batch_size)
+            won = self._store.claim(ispb, window, stream_id, link, attempt)
+            if len(pending) > len(won):
+                # Others of this ISPB may be waiting for what this read left behind.
+                self._signal.notify(ispb)
+            if won:
+                return [
+                    replace(e, claim=attempt, queue_sort=claimed_sort(link, e.queue_sort))
+                    for e in won
+                ]
+        return None
+
+    # Closing and expiry
+
+    def close(self, ispb: str, link_id: str) -> None:
+        """Close a stream: confirm what its reads before `link_id` delivered, free its slot."""
+        stream_id, link = parse_link_id(ispb, link_id)
+        for _ in range(3):
+            stream = self._visible_stream(ispb, link_id, self._store.get_stream_item(stream_id))
+            if link > stream.link:
+                raise StreamNotFound(ispb, link_id)
+            if stream.state == STATE_CLOSED:
+                return
+            self._raise_if_ended(stream, link_id)
+            # A link confirms the reads before it. Confirmation never moves back, so a
+            # DELETE on an older link cannot un-confirm what a later read confirmed.
+            acked = max(stream.acked, link - 1)
+            ended = self._store.end_stream(
+                stream,
+                STATE_CLOSED,
+                "link = :link AND acked = :old_acked AND lease_until > :now",
+                {
+                    ":link": {"N": str(stream.link)},
+                    ":old_acked": {"N": str(stream.acked)},
+                    ":now": {"N": repr(self._clock())},
+                },
+                acked=acked,
+            )
+            if ended.applied:
+                logger.info(
+                    "stream closed", extra={"ispb": ispb, "stream": stream_id, "link": link}
+                )
+                self._finish(replace(stream, state=STATE_CLOSED, acked=acked))
+                return
+        raise StreamGone(link_id, "the stream kept changing while it was being closed")
+
+    def expire(self, stream: StreamRecord) -> bool:
+        """End a stream whose lease has passed; return True if this call freed its slot."""
+        ended = self._store.end_stream(
+            stream, STATE_EXPIRED, "lease_until <= :now", {":now": {"N": repr(self._clock())}}
+        )
+        if ended.applied:
+            logger.info(
+                "stream expired",
+                extra={"ispb": stream.ispb, "stream": stream.stream_id, "link": stream.link},
+            )
+            self._finish(replace(stream, state=STATE_EXPIRED))
+        return ended.applied
+
+    def _finish(self, stream: StreamRecord) -> None:
+        """Return an ended stream's unconfirmed messages to pending and unlist it."""
+        released = self._release_read(stream, stream.acked + 1, through_end=True)
+        if released:
+            logger.info(
+                "messages returned to pending",
+                extra={"ispb": stream.ispb, "stream": stream.stream_id, "messages": released},
+            )
+        self._store.forget_stream(stream.stream_id)
+
+    def _finish_if_listed(self, stream: StreamRecord) -> None:
+        if stream.indexed:
+            self._finish(stream)
+
+    def _release_read(
+        self, stream: StreamRecord, first_read: int, through_end: bool = False
+    ) -> int:
+        held = self._store.stream_messages(stream.stream_id, after_read=first_read - 1)
+        if not through_end:
+            held = [e for e in held if e.queue_sort.startswith(f"{first_read:010d}#")]
+        return self._store.release(stream.ispb, stream.stream_id, held)
+
+    def reap_ispb(self, ispb: str) -> int:
+        """End the expired streams of one ISPB; return how many slots that freed."""
+        ids = self._store.indexed_stream_ids(open_shard(ispb), ispb)
+        return self._reap(self._store.get_streams(ids))
+
+    def sweep(self) -> int:
+        """End the expired streams of every ISPB; return how many slots that freed."""
+        freed = 0
+        for shard in range(OPEN_SHARDS):
+            ids = self._store.indexed_stream_ids(str(shard))
+            freed += self._reap(self._store.get_streams(ids))
+        return freed
+
+    def _reap(self, streams: Sequence[StreamRecord]) -> int:
+        freed = 0
+        now = self._clock()
+        for stream in streams:
+            if stream.state == STATE_OPEN and stream.lease_until <= now:
+                freed += self.expire(stream)
+            elif stream.state != STATE_OPEN and stream.indexed:
+                # Ended, but the process that ended it stopped before tidying up.
+                self._finish(stream)
+        return freed
+
+
+def _superseded_reason(item: dict[str, object] | None) -> str:
+    if item is None:
+        return "the stream no longer exists"
+    stream = StreamRecord.from_item(item)
+    if stream.state == STATE_CLOSED:
+        return "the stream was closed"
+    if stream.state == STATE_EXPIRED:
+        return "the stream expired"
+    return "a newer request on the same link replaced this one"

@@ -1,0 +1,90 @@
+"""The HTTP contract end to end: chalice local (fixed) over DynamoDB Local."""
+
+import json
+
+import httpx
+
+from tests.integration.conftest import ApiServer
+
+MULTIPART = {"Accept": "multipart/json"}
+
+
+def create(http: httpx.Client, ispb: str, count: int) -> list[str]:
+    response = http.post(f"/api/util/msgs/{ispb}/{count}")
+    assert response.status_code == 201
+    ids: list[str] = response.json()["endToEndIds"]
+    return ids
+
+
+def test_start_returns_one_message_as_object(http: httpx.Client, ispb: str) -> None:
+    created = create(http, ispb, 2)
+
+    response = http.get(f"/api/pix/{ispb}/stream/start")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    message = response.json()
+    assert message["endToEndId"] == created[0]
+    assert message["recebedor"]["ispb"] == ispb
+    assert response.headers["pull-next"].startswith(f"/api/pix/{ispb}/stream/")
+
+
+def test_multipart_returns_array_and_follows_links(http: httpx.Client, ispb: str) -> None:
+    created = create(http, ispb, 15)
+
+    first = http.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART)
+    second = http.get(first.headers["pull-next"], headers=MULTIPART)
+    third = http.get(second.headers["pull-next"], headers=MULTIPART)
+
+    assert first.status_code == 200
+    assert [m["endToEndId"] for m in first.json()] == created[:10]
+    assert [m["endToEndId"] for m in second.json()] == created[10:]
+    assert third.status_code == 204
+    assert third.content == b""
+    assert third.headers["pull-next"] == second.headers["pull-next"]
+
+
+def test_delete_closes_stream_and_repeats_harmlessly(http: httpx.Client, ispb: str) -> None:
+    start = http.get(f"/api/pix/{ispb}/stream/start")
+    link = start.headers["pull-next"]
+
+    closed = http.delete(link)
+    again = http.delete(link)
+    read_after = http.get(link)
+
+    assert closed.status_code == 200
+    assert closed.json() == {}
+    assert again.status_code == 200
+    assert read_after.status_code == 410
+    assert read_after.headers["content-type"] == "application/problem+json"
+
+
+def test_seventh_stream_is_refused_at_once(
+    server: ApiServer, http: httpx.Client, ispb: str
+) -> None:
+    links = [http.get(f"/api/pix/{ispb}/stream/start").headers["pull-next"] for _ in range(6)]
+
+    refused = http.get(f"/api/pix/{ispb}/stream/start")
+
+    assert refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    problem = refused.json()
+    assert problem["status"] == 429
+    assert ispb in problem["detail"]
+    assert refused.elapsed.total_seconds() < float(server.settings["PIX_WAIT_SECONDS"])
+    assert http.delete(links[0]).status_code == 200
+    assert http.get(f"/api/pix/{ispb}/stream/start").status_code == 204
+
+
+def test_repeated_link_returns_same_messages(http: httpx.Client, ispb: str) -> None:
+    create(http, ispb, 3)
+    first = http.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART)
+    link = first.headers["pull-next"]
+    create(http, ispb, 2)
+
+    second = http.get(link, headers=MULTIPART)
+    repeated = http.get(link, headers=MULTIPART)
+
+    assert repeated.status_code == 200
+    assert json.loads(repeated.content) == json.loads(second.content)
+    assert repeated.headers["pull-next"] == second.headers["pull-next"]
