@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import http
+from chalicelib import http, observability
 from chalicelib.errors import PixStreamError
 from chalicelib.runtime import get_runtime, test_endpoints_enabled
 from chalicelib.streams import ReadResult
@@ -31,21 +31,30 @@ def _deadline(wait_seconds: float) -> float:
     return time.monotonic() + budget
 
 
-def _handle(view: Callable[[], Response]) -> Response:
-    """Run a view, turning domain errors into problem documents and anything else into 500."""
-    runtime = get_runtime()
+metrics = observability.MetricsWriter()
+
+
+def _handle(operation: str, ispb: str, view: Callable[[], Response]) -> Response:
+    """Run a view, turning domain errors into problem documents and anything else into 500.
+
+    Every request ends with one metrics line saying what it did.
+    """
+    record = observability.start_record(operation, ispb)
     try:
-        return view()
+        response = view()
     except PixStreamError as error:
-        return http.error_response(error, runtime.settings.retry_after_seconds)
+        response = http.error_response(error, get_runtime().settings.retry_after_seconds)
     except Exception:
-        logger.exception("unhandled error")
-        return http.problem_response(
+        logger.exception("unhandled error in %s for ISPB %r", operation, ispb)
+        response = http.problem_response(
             500, "internal-error", "Internal error", "the request failed; it can be retried"
         )
+    record.status = response.status_code
+    metrics.write(record)
+    return response
 
 
-def _read(ispb: str, read: Callable[[str, int, float], ReadResult]) -> Response:
+def _read(operation: str, ispb: str, read: Callable[[str, int, float], ReadResult]) -> Response:
     """Run a stream read for the current request and build its reply."""
     # chalice local shares current_request between threads, so read it once, here.
     request = app.current_request
@@ -58,14 +67,23 @@ def _read(ispb: str, read: Callable[[str, int, float], ReadResult]) -> Response:
         multipart = http.wants_multipart(accept, format_param)
         batch = settings.batch_size if multipart else 1
         result = read(ispb, batch, _deadline(settings.wait_seconds))
+        _describe(result)
         return http.read_response(result, multipart)
 
-    return _handle(view)
+    return _handle(operation, ispb, view)
+
+
+def _describe(result: ReadResult) -> None:
+    record = observability.current_record()
+    if record is not None:
+        record.stream = result.stream_id
+        record.link = result.link
+        record.messages = len(result.bodies)
 
 
 @app.route("/api/pix/{ispb}/stream/start", methods=["GET"])
 def start_stream(ispb: str) -> Response:
-    return _read(ispb, get_runtime().streams.start)
+    return _read("StartStream", ispb, get_runtime().streams.start)
 
 
 @app.route("/api/pix/{ispb}/stream/{interationId}", methods=["GET"])
@@ -73,7 +91,7 @@ def continue_stream(ispb: str, interationId: str) -> Response:  # the contract's
     def read(ispb: str, batch: int, deadline: float) -> ReadResult:
         return get_runtime().streams.read(ispb, interationId, batch, deadline)
 
-    return _read(ispb, read)
+    return _read("ReadStream", ispb, read)
 
 
 @app.route("/api/pix/{ispb}/stream/{interationId}", methods=["DELETE"])
@@ -83,7 +101,7 @@ def close_stream(ispb: str, interationId: str) -> Response:  # the contract's sp
         get_runtime().streams.close(ispb, interationId)
         return http.json_response({}, 200)
 
-    return _handle(view)
+    return _handle("CloseStream", ispb, view)
 
 
 def _create_messages(ispb: str, number: str) -> Response:
@@ -96,7 +114,7 @@ def _create_messages(ispb: str, number: str) -> Response:
             {"ispb": ispb, "quantidade": len(inserted), "endToEndIds": inserted}, 201
         )
 
-    return _handle(view)
+    return _handle("CreateMessages", ispb, view)
 
 
 if test_endpoints_enabled():
@@ -114,5 +132,7 @@ if test_endpoints_enabled():
 @app.schedule(Rate(1, unit=Rate.MINUTES))
 def sweep_expired_streams(event: object) -> None:
     """End streams whose lease passed, so their slots and messages return without a start."""
+    record = observability.start_record("SweepStreams")
     freed = get_runtime().streams.sweep()
     logger.info("sweep freed %d stream slots", freed)
+    metrics.write(record)

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from chalicelib import observability
 from chalicelib.config import Settings
 from chalicelib.errors import StreamGone, StreamLimitReached, StreamNotFound
 from chalicelib.polling import LongPoll, PendingSignal
@@ -115,6 +116,7 @@ class StreamService:
         if not opened and not (
             self.reap_ispb(ispb) and self._try_open(ispb, stream_id, attempt, slot)
         ):
+            observability.count("limit_rejections")
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
         return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline)
@@ -206,6 +208,8 @@ class StreamService:
             return self._claim(ispb, stream_id, link, attempt, slot, batch_size)
 
         claimed, polls = self._poll.run(ispb, deadline, claim_once)
+        observability.count("polls", polls)
+        observability.count("empty_polls", polls - (1 if claimed else 0))
         if not claimed:
             return ReadResult(ispb, stream_id, link, (), (), polls=polls)
         ids = tuple(entry.end_to_end_id for entry in claimed)
@@ -279,6 +283,7 @@ class StreamService:
             stream, STATE_EXPIRED, "lease_until <= :now", {":now": {"N": repr(self._clock())}}
         )
         if ended.applied:
+            observability.count("expired")
             logger.info(
                 "stream expired",
                 extra={"ispb": stream.ispb, "stream": stream.stream_id, "link": stream.link},
@@ -290,6 +295,7 @@ class StreamService:
         """Return an ended stream's unconfirmed messages to pending and unlist it."""
         released = self._release_read(stream, stream.acked + 1, through_end=True)
         if released:
+            observability.count("released", released)
             logger.info(
                 "messages returned to pending",
                 extra={"ispb": stream.ispb, "stream": stream.stream_id, "messages": released},
