@@ -55,6 +55,7 @@ STATEMENT_UNAVAILABLE_CODES = frozenset(
         "ThrottlingError",
         "InternalServerError",
         "RequestLimitExceeded",
+        "TransactionConflict",
     }
 )
 
@@ -125,6 +126,7 @@ class StreamRecord:
     attempt_link: int
     inflight_read: int
     inflight_ids: tuple[str, ...]
+    committed: str | None
     slot: int
     indexed: bool
 
@@ -142,6 +144,7 @@ class StreamRecord:
             attempt_link=int(item.get("attempt_link", {}).get("N", "0")),
             inflight_read=int(item.get("inflight_read", {}).get("N", "0")),
             inflight_ids=tuple(v["S"] for v in ids),
+            committed=item.get("committed", {}).get("S"),
             slot=int(item.get("slot", {}).get("N", "0")),
             indexed="open_shard" in item,
         )
@@ -334,6 +337,9 @@ class PixStore:
 
         Each statement only applies while the message is still pending, so of two readers
         racing for a message exactly one wins; the loser skips it and never retries it.
+        A statement whose condition fails because this same attempt already holds the
+        message (botocore repeated a call whose reply was lost) counts as won, so that no
+        claim is left behind unrecorded.
         """
         expires_at = int(self._clock()) + self._retention_seconds
         statements = [
@@ -350,12 +356,15 @@ class PixStore:
                     {"S": message_key(entry.end_to_end_id)},
                     {"S": pending_queue(ispb)},
                 ],
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
             for entry in entries
         ]
         results = self._batch_statements("ClaimMessages", statements)
         return [
-            entry for entry, result in zip(entries, results, strict=True) if "Error" not in result
+            entry
+            for entry, result in zip(entries, results, strict=True)
+            if _claimed_by(result, stream_id, attempt)
         ]
 
     def release(self, ispb: str, stream_id: str, entries: Sequence[QueueEntry]) -> int:
@@ -463,6 +472,8 @@ class PixStore:
 
         botocore does not retry cancelled transactions, so a conflict with another
         transaction is tried again here, a few times, before it counts as unavailable.
+        botocore's own retries of a throttled or timed-out call reuse the
+        ``ClientRequestToken`` it generates per call, so DynamoDB applies the call once.
         """
         for _ in range(3):
             try:
@@ -544,19 +555,26 @@ class PixStore:
             },
         )
 
-    def renew_lease(self, stream_id: str, link: int, lease_until: float) -> Outcome:
-        """Extend the lease of an open, unexpired stream whose newest link is `link`."""
+    def renew_lease(self, stream_id: str, link: int, acked: int, lease_until: float) -> Outcome:
+        """Extend the lease of an open, unexpired stream at link `link` and confirmation `acked`.
+
+        The confirmation condition keeps a repeated read from returning messages that a read
+        on the newer link confirmed meanwhile.
+        """
         return self._conditional(
             "RenewLease",
             "update_item",
             TableName=self._table,
             Key={"pk": {"S": stream_key(stream_id)}},
             UpdateExpression="SET lease_until = :lease",
-            ConditionExpression="link = :link AND #state = :open AND lease_until > :now",
+            ConditionExpression=(
+                "link = :link AND acked = :acked AND #state = :open AND lease_until > :now"
+            ),
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":lease": {"N": repr(lease_until)},
                 ":link": {"N": str(link)},
+                ":acked": {"N": str(acked)},
                 ":open": {"S": STATE_OPEN},
                 ":now": {"N": repr(self._clock())},
             },
@@ -669,6 +687,20 @@ class PixStore:
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get("open_streams", {}).get("N", "0"))
+
+
+def _claimed_by(result: Item, stream_id: str, attempt: str) -> bool:
+    """Tell whether a claim statement left its message held by `attempt` of `stream_id`."""
+    error = result.get("Error")
+    if error is None:
+        return True
+    if error.get("Code") != "ConditionalCheckFailed":
+        return False
+    item = error.get("Item", {})
+    return bool(
+        item.get("queue_key", {}).get("S") == stream_queue(stream_id)
+        and item.get("claim", {}).get("S") == attempt
+    )
 
 
 def _queue_entry(item: Item) -> QueueEntry:
