@@ -119,7 +119,27 @@ class StreamService:
             observability.count("limit_rejections")
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
-        return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline)
+        try:
+            return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline)
+        except StoreUnavailable:
+            self._close_unannounced(ispb, stream_id)
+            raise
+
+    def _close_unannounced(self, ispb: str, stream_id: str) -> None:
+        """Close a stream whose first reply failed, so its slot is free before its lease ends.
+
+        The client never received a link of it, so nothing it delivered was seen. If the
+        store still fails, the stream expires after its lease instead.
+        """
+        try:
+            self.close(ispb, make_link_id(stream_id, 1))
+        except (StoreUnavailable, StreamGone) as exc:
+            logger.warning(
+                "closing stream %s after a failed start failed: %s",
+                stream_id,
+                exc,
+                extra={"ispb": ispb, "stream": stream_id},
+            )
 
     def _try_open(self, ispb: str, stream_id: str, attempt: str, slot: int) -> bool:
         limit = self._settings.stream_limit

@@ -18,6 +18,7 @@ from botocore.exceptions import ReadTimeoutError
 from chalicelib.config import Settings
 from chalicelib.messages import generate_messages
 from chalicelib.polling import PendingSignal
+from chalicelib.runtime import Runtime
 from chalicelib.store import PixStore, counter_key, message_key, stream_key
 from chalicelib.streams import ReadResult, StreamService
 from localdev.dynamodb_local import local_client
@@ -194,3 +195,13 @@ class Harness:
 def random_ispb() -> str:
     """Return an unused ISPB; `secrets` is immune to the seeding hypothesis does to `random`."""
     return f"{10**7 + secrets.randbelow(9 * 10**7):08d}"
+
+
+def runtime_of(harness: Harness) -> Runtime:
+    """Return a Runtime that serves app.py from the harness's service, clock and faults."""
+    return Runtime(
+        settings=harness.settings,
+        store=harness.store,
+        streams=harness.service,
+        signal=PendingSignal(),
+    )
