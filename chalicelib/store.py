@@ -14,6 +14,7 @@ Every state change is a conditional write; nothing is read, checked, then writte
 """
 
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -254,14 +255,17 @@ class PixStore:
         """Store new pending messages; return the endToEndIds that were not stored before.
 
         PartiQL ``INSERT`` fails per statement when the key exists, which makes ingestion
-        idempotent: the same endToEndId twice is stored once.
+        idempotent: the same endToEndId twice is stored once. Each call tags its items with
+        a random token, so that a statement botocore repeated after a lost reply, which
+        fails as a duplicate of its own first run, still counts as stored by this call.
         """
         now_ms = int(self._clock() * 1000)
+        token = secrets.token_hex(8)
         statements = [
             {
                 "Statement": (
                     f"INSERT INTO \"{self._table}\" VALUE {{'pk': ?, 'ispb': ?, 'body': ?, "
-                    "'queue_key': ?, 'queue_sort': ?, 'created_at': ?}"
+                    "'queue_key': ?, 'queue_sort': ?, 'created_at': ?, 'ingest': ?}"
                 ),
                 "Parameters": [
                     {"S": message_key(m.end_to_end_id)},
@@ -271,22 +275,34 @@ class PixStore:
                     # Arrival time, then position in the batch: the queue's order.
                     {"S": f"{now_ms:013d}.{position:04d}#{m.end_to_end_id}"},
                     {"N": str(now_ms)},
+                    {"S": token},
                 ],
             }
             for position, m in enumerate(messages)
         ]
         results = self._batch_statements("InsertMessages", statements)
-        inserted: list[str] = []
-        failures: list[str] = []
-        for message, result in zip(messages, results, strict=True):
-            code = result.get("Error", {}).get("Code")
-            if code is None:
-                inserted.append(message.end_to_end_id)
-            elif code != "DuplicateItem":
-                failures.append(code)
+        codes = [result.get("Error", {}).get("Code") for result in results]
+        failures = [code for code in codes if code not in (None, "DuplicateItem")]
         if failures:
             raise StoreUnavailable("InsertMessages", failures[0])
-        return inserted
+        duplicates = [m.end_to_end_id for m, c in zip(messages, codes, strict=True) if c]
+        ours = self._ingested_with(token, duplicates) if duplicates else set()
+        return [
+            m.end_to_end_id
+            for m, code in zip(messages, codes, strict=True)
+            if code is None or m.end_to_end_id in ours
+        ]
+
+    def _ingested_with(self, token: str, end_to_end_ids: Sequence[str]) -> set[str]:
+        """Return those of `end_to_end_ids` whose item an insert with `token` stored."""
+        found: set[str] = set()
+        for start in range(0, len(end_to_end_ids), BATCH_GET_LIMIT):
+            chunk = end_to_end_ids[start : start + BATCH_GET_LIMIT]
+            keys = [{"pk": {"S": message_key(i)}} for i in chunk]
+            for item in self._batch_get(keys, "pk, ingest"):
+                if item.get("ingest", {}).get("S") == token:
+                    found.add(item["pk"]["S"].removeprefix("MSG#"))
+        return found
 
     def pending_messages(self, ispb: str, limit: int) -> list[QueueEntry]:
         """Return up to `limit` pending messages of `ispb`, oldest first."""

@@ -8,10 +8,12 @@ what failed, as a real one would, and afterwards the messages are checked.
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 
 from chalicelib.errors import StoreUnavailable, StreamGone, StreamLimitReached
+from chalicelib.messages import generate_messages
 from chalicelib.store import STATE_OPEN, pending_queue
 from chalicelib.streams import ReadResult
 from tests.integration.inprocess import (
@@ -165,3 +167,17 @@ def test_crash_between_claim_and_commit_releases_on_retry(harness: Harness) -> N
     assert list(orphaned.values()).count(pending_queue(ispb)) == 1
     assert retried.end_to_end_ids == (created[1],)
     assert harness.message_queues([created[2]])[created[2]] == pending_queue(ispb)
+
+
+def test_insert_repeated_after_lost_reply_counts_once(harness: Harness) -> None:
+    ispb = random_ispb()
+    messages = generate_messages(ispb, 5, datetime.now(UTC))
+    harness.faults.arm(1, REPEAT)
+
+    inserted = harness.store.insert_messages(messages)
+    harness.faults.disarm()
+    again = harness.store.insert_messages(messages)
+
+    assert harness.faults.fired
+    assert inserted == [m.end_to_end_id for m in messages]
+    assert again == []
