@@ -193,7 +193,7 @@ class Harness:
 
 
 def random_ispb() -> str:
-    """Return an unused ISPB; `secrets` is immune to the seeding hypothesis does to `random`."""
+    """Return a random ISPB from `secrets`, which hypothesis does not seed as it seeds `random`."""
     return f"{10**7 + secrets.randbelow(9 * 10**7):08d}"
 
 

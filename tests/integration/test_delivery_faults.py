@@ -1,7 +1,7 @@
 """Delivery guarantees over HTTP when collectors vanish, replies are lost or the server dies.
 
-The lease server runs with a 6 s lease and 1 s long polls, so expiry can be waited for;
-the lease leaves room for requests that take a few seconds on a busy machine.
+The lease server runs with a 6 s lease and 1 s long polls, so a test can wait for expiry.
+The lease leaves room for requests that take a few seconds on a busy machine.
 """
 
 import contextlib

@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.errors import StoreUnavailable, StreamGone, StreamLimitReached
 from chalicelib.messages import generate_messages
-from chalicelib.store import STATE_OPEN, pending_queue
+from chalicelib.store import STATE_OPEN, message_key, pending_queue, stream_key
 from chalicelib.streams import ReadResult
 from tests.integration.inprocess import (
     CRASH_AFTER,
@@ -181,3 +181,24 @@ def test_insert_repeated_after_lost_reply_counts_once(harness: Harness) -> None:
     assert harness.faults.fired
     assert inserted == [m.end_to_end_id for m in messages]
     assert again == []
+
+
+def test_retention_sets_ttl_of_claims_and_ended_streams(dynamodb_endpoint: str) -> None:
+    harness = Harness.create(dynamodb_endpoint, retention_days=2.0)
+    retention = 2 * 86400
+    ispb = random_ispb()
+    created = harness.insert(ispb, 2)
+    first = harness.start(ispb, batch=1)
+    closed_at = int(harness.clock())
+    harness.close(ispb, first.link_id)
+
+    def expires_at(key: str) -> int | None:
+        item = harness.client.get_item(
+            TableName=harness.table_name, Key={"pk": {"S": key}}, ConsistentRead=True
+        )["Item"]
+        value = item.get("expires_at", {}).get("N")
+        return None if value is None else int(value)
+
+    assert expires_at(message_key(created[0])) == closed_at + retention
+    assert expires_at(message_key(created[1])) is None  # pending messages never expire
+    assert expires_at(stream_key(first.stream_id)) == closed_at + retention

@@ -36,7 +36,7 @@ def harness(dynamodb_endpoint: str) -> Iterator[Harness]:
 
 @dataclass
 class ModelStream:
-    """What a stream should be, as the PSP sees it."""
+    """The expected state of one stream."""
 
     stream_id: str
     link_id: str
