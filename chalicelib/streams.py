@@ -128,14 +128,14 @@ class StreamService:
     def _close_unannounced(self, ispb: str, stream_id: str) -> None:
         """Close a stream whose first reply failed, so its slot is free before its lease ends.
 
-        The client never received a link of it, so nothing it delivered was seen. If the
+        No client received a link of this stream, so no client saw what it delivered. If the
         store still fails, the stream expires after its lease instead.
         """
         try:
             self.close(ispb, make_link_id(stream_id, 1))
         except (StoreUnavailable, StreamGone) as exc:
             logger.warning(
-                "closing stream %s after a failed start failed: %s",
+                "could not close stream %s after its first read failed: %s",
                 stream_id,
                 exc,
                 extra={"ispb": ispb, "stream": stream_id},
