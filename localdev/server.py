@@ -1,5 +1,8 @@
 """Serve the app like `chalice local`, with three defects of chalice local 1.34 fixed.
 
+It also compresses replies and renders API Gateway's own error replies as the deployed API
+Gateway does (see localdev.gateway).
+
 1. Chalice keeps `current_request` and `lambda_context` as attributes of the app object,
    which every request thread shares; a long-polling handler could read another request's
    headers. Here both are per thread.
@@ -24,23 +27,72 @@ from typing import Any
 
 from chalice.app import Chalice
 from chalice.cli.factory import CLIFactory
-from chalice.local import ChaliceRequestHandler, LocalDevServer, ThreadedHTTPServer
+from chalice.local import (
+    ChaliceRequestHandler,
+    ForbiddenError,
+    LocalDevServer,
+    LocalGatewayException,
+    NotAuthorizedError,
+    ThreadedHTTPServer,
+)
 
+from localdev import gateway
 from localdev.schema import PROJECT_DIR
 
 logger = logging.getLogger(__name__)
 
 REQUEST_QUEUE_SIZE = 1024
-
-
-class NoDelayRequestHandler(ChaliceRequestHandler):
-    disable_nagle_algorithm = True
+# Overrides the stage's minimum_compression_size for the local server (bytes; "off" disables).
+MIN_COMPRESSION_SIZE_VARIABLE = "PIX_LOCAL_MIN_COMPRESSION_SIZE"
 
 
 class DeepQueueServer(ThreadedHTTPServer):
     request_queue_size = REQUEST_QUEUE_SIZE
     daemon_threads = True
     allow_reuse_address = True
+    # Smallest reply body that is gzipped for clients accepting gzip; None never compresses.
+    minimum_compression_size: int | None = None
+
+
+class GatewayRequestHandler(ChaliceRequestHandler):
+    """chalice local's handler with TCP_NODELAY, compression and configured gateway replies."""
+
+    disable_nagle_algorithm = True
+    server: DeepQueueServer
+
+    def _send_http_response_with_body(
+        self, code: int, headers: dict[str, Any], body: str | bytes
+    ) -> None:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        body = gateway.compress_reply(
+            code,
+            headers,
+            body,
+            self.headers.get("Accept-Encoding"),
+            self.server.minimum_compression_size,
+        )
+        super()._send_http_response_with_body(code, headers, body)
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        configured = gateway.gateway_response(_gateway_response_type(error))
+        if configured is None:
+            super()._send_error_response(error)
+            return
+        status, headers, body = configured
+        self._send_http_response(status, {**error.headers, **headers}, body)
+
+
+def _gateway_response_type(error: LocalGatewayException) -> str:
+    """Name the API Gateway response type that a chalice local gateway error stands for."""
+    if isinstance(error, NotAuthorizedError):
+        return "UNAUTHORIZED"
+    if isinstance(error, ForbiddenError):
+        if error.headers.get("x-amzn-ErrorType") == "AccessDeniedException":
+            return "ACCESS_DENIED"
+        # chalice local, like API Gateway, answers an unknown route this way.
+        return "MISSING_AUTHENTICATION_TOKEN"
+    return "DEFAULT_5XX"
 
 
 class _PerThreadRequestState:
@@ -80,14 +132,27 @@ def create_server(
     config = factory.create_config_obj(chalice_stage_name=stage)
     app = config.chalice_app
     make_request_state_per_thread(app)
-    return LocalDevServer(
+    server = LocalDevServer(
         app,
         config,
         host,
         port,
-        handler_cls=NoDelayRequestHandler,
+        handler_cls=GatewayRequestHandler,
         server_cls=DeepQueueServer,
     )
+    server.server.minimum_compression_size = _minimum_compression_size(config)
+    return server
+
+
+def _minimum_compression_size(config: Any) -> int | None:
+    """Return the compression threshold: the override variable, else the stage's setting."""
+    override = os.environ.get(MIN_COMPRESSION_SIZE_VARIABLE, "").strip()
+    if override.lower() == "off":
+        return None
+    if override:
+        return int(override)
+    configured = config.minimum_compression_size
+    return None if configured is None else int(configured)
 
 
 def serve(host: str, port: int, stage: str) -> None:

@@ -1,0 +1,186 @@
+"""API keys in the prod stage: a key opens and reads only its own ISPB's streams."""
+
+import hashlib
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from localdev.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION, local_client
+from localdev.schema import PROJECT_DIR, create_table
+from tests.integration.conftest import ApiServer
+
+PROBLEM_JSON = "application/problem+json"
+# The prod stage in .chalice/config.json sets this table name, which beats the environment.
+PROD_TABLE = "pix-stream"
+
+
+def random_ispb() -> str:
+    return f"{random.randrange(10**7, 10**8):08d}"
+
+
+def issue_key(dynamodb_endpoint: str, ispb: str) -> str:
+    """Run the key-issuing command against the test DynamoDB and return the printed key."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PIX_", "AWS_"))},
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+        "PIX_TABLE_NAME": PROD_TABLE,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.issue_key", ispb],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def prod_server(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) -> ApiServer:
+    create_table(local_client(dynamodb_endpoint), PROD_TABLE)
+    return start_server(stage="prod")
+
+
+@pytest.fixture
+def prod_http(prod_server: ApiServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=prod_server.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def owner(prod_server: ApiServer, dynamodb_endpoint: str) -> tuple[str, str]:
+    """An ISPB and a key issued for it."""
+    ispb = random_ispb()
+    return ispb, issue_key(dynamodb_endpoint, ispb)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_problem(response: httpx.Response, status: int, kind: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem["type"] == f"urn:pix-stream:problem:{kind}"
+    assert problem["detail"]
+
+
+def test_issue_key_stores_only_hash(
+    owner: tuple[str, str], dynamodb: object, dynamodb_endpoint: str
+) -> None:
+    ispb, key = owner
+    key_hash = hashlib.sha256(key.encode()).hexdigest()
+
+    item = dynamodb.get_item(  # type: ignore[attr-defined]
+        TableName=PROD_TABLE, Key={"pk": {"S": f"KEY#{key_hash}"}}, ConsistentRead=True
+    )["Item"]
+
+    assert len(key) >= 40
+    assert item["ispb"]["S"] == ispb
+    assert key not in str(item)
+
+
+def test_issue_key_rejects_invalid_ispb(dynamodb_endpoint: str) -> None:
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        issue_key(dynamodb_endpoint, "1234567x")
+
+    assert failure.value.returncode == 2
+    assert "exactly 8 digits" in failure.value.stderr
+
+
+def test_key_opens_reads_and_closes_own_stream(
+    prod_http: httpx.Client, owner: tuple[str, str]
+) -> None:
+    ispb, key = owner
+
+    started = prod_http.get(f"/api/pix/{ispb}/stream/start", headers=bearer(key))
+    link = started.headers["pull-next"]
+    read = prod_http.get(link, headers=bearer(key))
+    closed = prod_http.delete(read.headers["pull-next"], headers=bearer(key))
+
+    assert started.status_code == 204
+    assert read.status_code == 204
+    assert closed.status_code == 200
+    assert closed.json() == {}
+
+
+def test_missing_key_is_401(prod_http: httpx.Client, owner: tuple[str, str]) -> None:
+    ispb, _ = owner
+
+    response = prod_http.get(f"/api/pix/{ispb}/stream/start")
+
+    assert_problem(response, 401, "unauthenticated")
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer not-a-key-anyone-issued",
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer " + "A" * 5000,
+        "Bearer caf\u00e9",
+    ],
+)
+def test_unknown_key_is_401(
+    prod_http: httpx.Client, owner: tuple[str, str], authorization: str
+) -> None:
+    ispb, _ = owner
+
+    response = prod_http.get(
+        f"/api/pix/{ispb}/stream/start",
+        headers=[("Authorization", authorization.encode("utf-8"))],  # type: ignore[list-item]
+    )
+
+    assert_problem(response, 401, "unauthenticated")
+
+
+def test_key_of_other_ispb_is_403(
+    prod_http: httpx.Client, owner: tuple[str, str], dynamodb_endpoint: str
+) -> None:
+    _, key = owner
+    other = random_ispb()
+    other_key = issue_key(dynamodb_endpoint, other)
+    own_stream = prod_http.get(f"/api/pix/{other}/stream/start", headers=bearer(other_key))
+    own_link = own_stream.headers["pull-next"]
+
+    start = prod_http.get(f"/api/pix/{other}/stream/start", headers=bearer(key))
+    read = prod_http.get(own_link, headers=bearer(key))
+    close = prod_http.delete(own_link, headers=bearer(key))
+    still_open = prod_http.get(own_link, headers=bearer(other_key))
+
+    assert_problem(start, 403, "access-denied")
+    assert_problem(read, 403, "access-denied")
+    assert_problem(close, 403, "access-denied")
+    assert still_open.status_code == 204
+
+
+def test_prod_has_no_test_endpoints(prod_http: httpx.Client, owner: tuple[str, str]) -> None:
+    ispb, key = owner
+
+    for path in (f"/api/util/msgs/{ispb}/5", f"/api/pix/util/msgs/{ispb}/5/"):
+        response = prod_http.post(path, headers=bearer(key))
+        assert_problem(response, 404, "route-not-found")
+
+
+def test_dev_needs_no_key(http: httpx.Client, ispb: str) -> None:
+    created = http.post(f"/api/util/msgs/{ispb}/1")
+
+    response = http.get(f"/api/pix/{ispb}/stream/start")
+
+    assert created.status_code == 201
+    assert response.status_code == 200
+    http.delete(response.headers["pull-next"])
