@@ -60,6 +60,13 @@ class GatewayRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
     server: DeepQueueServer
 
+    def __getattr__(self, name: str) -> Any:
+        # chalice local defines do_GET and a few more; http.server answers any other method
+        # (TRACE, QUERY, ...) with an HTML 501. Through the app it gets a 405 instead.
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
+
     def _send_http_response_with_body(
         self, code: int, headers: dict[str, Any], body: str | bytes
     ) -> None:
