@@ -31,6 +31,8 @@ from localdev.schema import PROJECT_DIR, create_table
 pytestmark = pytest.mark.integration
 
 E2E_ENDPOINT_VARIABLE = "PIX_E2E_DYNAMODB_ENDPOINT"
+# The prod stage in .chalice/config.json sets this table name, which beats the environment.
+PROD_TABLE = "pix-stream"
 
 # Settings of the shared server: short enough for a fast suite, with the lease well above
 # the wait so that streams do not expire while a test pauses between requests.
@@ -153,6 +155,19 @@ def start_server(
 def server(start_server: Callable[..., ApiServer]) -> ApiServer:
     """The shared API server with the fast test settings."""
     return start_server()
+
+
+@pytest.fixture(scope="session")
+def prod_server(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) -> ApiServer:
+    """A server of the prod stage: API keys required, no test-message routes."""
+    create_table(local_client(dynamodb_endpoint), PROD_TABLE)
+    return start_server(stage="prod")
+
+
+@pytest.fixture
+def prod_http(prod_server: ApiServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=prod_server.base_url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

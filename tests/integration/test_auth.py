@@ -5,18 +5,15 @@ import os
 import random
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from localdev.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION, local_client
-from localdev.schema import PROJECT_DIR, create_table
-from tests.integration.conftest import ApiServer
+from localdev.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION
+from localdev.schema import PROJECT_DIR
+from tests.integration.conftest import PROD_TABLE, ApiServer
 
 PROBLEM_JSON = "application/problem+json"
-# The prod stage in .chalice/config.json sets this table name, which beats the environment.
-PROD_TABLE = "pix-stream"
 
 
 def random_ispb() -> str:
@@ -43,18 +40,6 @@ def issue_key(dynamodb_endpoint: str, ispb: str) -> str:
         check=True,
     )
     return result.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def prod_server(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) -> ApiServer:
-    create_table(local_client(dynamodb_endpoint), PROD_TABLE)
-    return start_server(stage="prod")
-
-
-@pytest.fixture
-def prod_http(prod_server: ApiServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=prod_server.base_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

@@ -1,19 +1,15 @@
 """The served OpenAPI description matches the routes, and Swagger UI renders it."""
 
 import re
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from app import app
 from chalicelib import docs
-from localdev.dynamodb_local import local_client
-from localdev.schema import create_table
-from tests.integration.conftest import ApiServer
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
-PROD_TABLE = "pix-stream"
 # A value for each path parameter, to request every documented path.
 PARAMETER_VALUES = {
     "ispb": "12345678",
@@ -34,8 +30,6 @@ def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
 
 def routed_operations(test_endpoints: bool) -> set[tuple[str, str]]:
     """Return the routes of app.py, without the test-message routes unless `test_endpoints`."""
-    from app import app  # noqa: PLC0415 - imported once the test process's settings are read
-
     documented_test_paths = {
         path
         for path, item in docs.openapi_document(test_endpoints=True, auth=False)["paths"].items()
@@ -51,16 +45,6 @@ def routed_operations(test_endpoints: bool) -> set[tuple[str, str]]:
 
 def concrete_path(path: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda match: PARAMETER_VALUES[match.group(1)], path)
-
-
-@pytest.fixture(scope="module")
-def prod_http(
-    start_server: Callable[..., ApiServer], dynamodb_endpoint: str
-) -> Iterator[httpx.Client]:
-    create_table(local_client(dynamodb_endpoint), PROD_TABLE)
-    server = start_server(stage="prod")
-    with httpx.Client(base_url=server.base_url, timeout=30) as client:
-        yield client
 
 
 def test_every_route_documented_and_every_path_routed() -> None:
