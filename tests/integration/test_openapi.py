@@ -1,4 +1,4 @@
-"""The served OpenAPI description matches the routes, and Swagger UI renders it."""
+"""The served OpenAPI description matches the routes, and Swagger UI is served."""
 
 import re
 from typing import Any
