@@ -81,13 +81,30 @@ class GatewayRequestHandler(ChaliceRequestHandler):
         )
         super()._send_http_response_with_body(code, headers, body)
 
+    def _generic_handle(self) -> None:
+        try:
+            super()._generic_handle()
+        except Exception:
+            # The app turns a view's exception into a reply, so one that gets here came from
+            # the authorizer (a store error, say). API Gateway answers with AUTHORIZER_FAILURE.
+            logger.exception("authorizer failed for %s %s", self.command, self.path)
+            self._send_gateway_response("AUTHORIZER_FAILURE", {})
+
+    # chalice local binds these to its own _generic_handle; rebind them to the one above.
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
     def _send_error_response(self, error: LocalGatewayException) -> None:
-        configured = gateway.gateway_response(_gateway_response_type(error))
-        if configured is None:
+        if not self._send_gateway_response(_gateway_response_type(error), error.headers):
             super()._send_error_response(error)
-            return
+
+    def _send_gateway_response(self, response_type: str, extra_headers: dict[str, Any]) -> bool:
+        """Send the reply infra/gateway-responses.json configures; False if it has none."""
+        configured = gateway.gateway_response(response_type)
+        if configured is None:
+            return False
         status, headers, body = configured
-        self._send_http_response(status, {**error.headers, **headers}, body)
+        self._send_http_response(status, {**extra_headers, **headers}, body)
+        return True
 
 
 def _gateway_response_type(error: LocalGatewayException) -> str:

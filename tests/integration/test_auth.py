@@ -5,13 +5,14 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
-from localdev.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION
+from localdev.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION, free_port
 from localdev.schema import PROJECT_DIR
-from tests.integration.conftest import PROD_TABLE, ApiServer
+from tests.integration.conftest import FAST_SETTINGS, PROD_TABLE, ApiServer
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -159,6 +160,22 @@ def test_prod_has_no_test_endpoints(prod_http: httpx.Client, owner: tuple[str, s
     for path in (f"/api/util/msgs/{ispb}/5", f"/api/pix/util/msgs/{ispb}/5/"):
         response = prod_http.post(path, headers=bearer(key))
         assert_problem(response, 404, "route-not-found")
+
+
+def test_store_failure_in_authorizer_is_503(tmp_path: Path) -> None:
+    # Nothing listens on this loopback port, so every DynamoDB call of the server fails fast.
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    server = ApiServer(unreachable, PROD_TABLE, dict(FAST_SETTINGS), tmp_path / "server.log")
+    server.start(stage="prod")
+    try:
+        response = httpx.get(
+            f"{server.base_url}/api/pix/12345678/stream/start", headers=bearer("k"), timeout=30
+        )
+    finally:
+        server.stop()
+
+    assert_problem(response, 503, "store-unavailable")
+    assert response.headers["retry-after"] == "1"
 
 
 def test_dev_needs_no_key(http: httpx.Client, ispb: str) -> None:

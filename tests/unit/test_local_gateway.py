@@ -64,6 +64,7 @@ def test_compress_reply_leaves_body_plain(
         ("UNAUTHORIZED", 401, "unauthenticated"),
         ("ACCESS_DENIED", 403, "access-denied"),
         ("MISSING_AUTHENTICATION_TOKEN", 404, "route-not-found"),
+        ("AUTHORIZER_FAILURE", 503, "store-unavailable"),
     ],
 )
 def test_gateway_response_is_problem_document(response_type: str, status: int, kind: str) -> None:
