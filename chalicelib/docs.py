@@ -46,7 +46,7 @@ SWAGGER_PAGE = """<!DOCTYPE html>
     script.src = base + "swagger-ui-bundle.js";
     script.onload = () => {
       window.ui = SwaggerUIBundle({
-        url: base + "../openapi.json",
+        url: new URL(base + "../openapi.json", location.href).href,
         dom_id: "#swagger-ui",
         deepLinking: true,
       });
