@@ -157,6 +157,28 @@ def server(start_server: Callable[..., ApiServer]) -> ApiServer:
     return start_server()
 
 
+def issue_api_key(dynamodb_endpoint: str, ispb: str) -> str:
+    """Run `python -m ops.issue_key` against the prod-stage table and return the printed key."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PIX_", "AWS_"))},
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+        "PIX_TABLE_NAME": PROD_TABLE,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.issue_key", ispb],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
 @pytest.fixture(scope="session")
 def prod_server(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) -> ApiServer:
     """A server of the prod stage: API keys required, no test-message routes."""

@@ -1,18 +1,15 @@
 """API keys in the prod stage: a key opens and reads only its own ISPB's streams."""
 
 import hashlib
-import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from localdev.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION, free_port
-from localdev.schema import PROJECT_DIR
-from tests.integration.conftest import FAST_SETTINGS, PROD_TABLE, ApiServer
+from localdev.dynamodb_local import free_port
+from tests.integration.conftest import FAST_SETTINGS, PROD_TABLE, ApiServer, issue_api_key
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -21,33 +18,11 @@ def random_ispb() -> str:
     return f"{random.randrange(10**7, 10**8):08d}"
 
 
-def issue_key(dynamodb_endpoint: str, ispb: str) -> str:
-    """Run the key-issuing command against the test DynamoDB and return the printed key."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PIX_", "AWS_"))},
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-        "PIX_TABLE_NAME": PROD_TABLE,
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "ops.issue_key", ispb],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return result.stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def owner(prod_server: ApiServer, dynamodb_endpoint: str) -> tuple[str, str]:
     """An ISPB and a key issued for it."""
     ispb = random_ispb()
-    return ispb, issue_key(dynamodb_endpoint, ispb)
+    return ispb, issue_api_key(dynamodb_endpoint, ispb)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -80,7 +55,7 @@ def test_issue_key_stores_only_hash(
 
 def test_issue_key_rejects_invalid_ispb(dynamodb_endpoint: str) -> None:
     with pytest.raises(subprocess.CalledProcessError) as failure:
-        issue_key(dynamodb_endpoint, "1234567x")
+        issue_api_key(dynamodb_endpoint, "1234567x")
 
     assert failure.value.returncode == 2
     assert "exactly 8 digits" in failure.value.stderr
@@ -139,7 +114,7 @@ def test_key_of_other_ispb_is_403(
 ) -> None:
     _, key = owner
     other = random_ispb()
-    other_key = issue_key(dynamodb_endpoint, other)
+    other_key = issue_api_key(dynamodb_endpoint, other)
     own_stream = prod_http.get(f"/api/pix/{other}/stream/start", headers=bearer(other_key))
     own_link = own_stream.headers["pull-next"]
 
