@@ -1,8 +1,5 @@
 """Serve the app like `chalice local`, with three defects of chalice local 1.34 fixed.
 
-It also compresses replies and renders API Gateway's own error replies as the deployed API
-Gateway does (see localdev.gateway).
-
 1. Chalice keeps `current_request` and `lambda_context` as attributes of the app object,
    which every request thread shares; a long-polling handler could read another request's
    headers. Here both are per thread.
@@ -11,6 +8,9 @@ Gateway does (see localdev.gateway).
    `TCP_NODELAY` is set on accepted sockets.
 3. The listening socket queues only 5 waiting connections (the standard library's default),
    so bursts of long polls get refused or stall. Here the queue holds 1,024.
+
+It also compresses replies and sends API Gateway's own error replies as the deployed API
+Gateway does (see localdev.gateway).
 
 Lambda never imports this module: there each process serves one request at a time.
 """
@@ -84,6 +84,12 @@ class GatewayRequestHandler(ChaliceRequestHandler):
     def _generic_handle(self) -> None:
         try:
             super()._generic_handle()
+        except UnicodeEncodeError:
+            # chalice local quotes the Authorization header, encoded as ASCII, in its reply to an
+            # unknown route, so a non-ASCII header fails there; send the unknown-route reply.
+            self._send_gateway_response("MISSING_AUTHENTICATION_TOKEN", {})
+        except ConnectionError:
+            raise  # the client went away; there is no one to reply to
         except Exception:
             # The app turns a view's exception into a reply, so one that gets here came from
             # the authorizer (a store error, say). API Gateway answers with AUTHORIZER_FAILURE.

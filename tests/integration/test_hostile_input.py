@@ -291,3 +291,14 @@ def test_start_flood_keeps_counter_exact(
     assert len(open_streams) == STREAM_LIMIT
     assert all(s.ispb == ispb for s in open_streams)
     assert store.open_stream_count(bystander) == 0
+
+
+@pytest.mark.parametrize("authorization", ["Bearer caf\u00e9", "Bearer abc"])
+def test_unknown_route_with_credentials_is_404(client: httpx.Client, authorization: str) -> None:
+    response = client.post(
+        "/api/pix/12345678/nothing",
+        headers=[("Authorization", authorization.encode("utf-8"))],  # type: ignore[list-item]
+    )
+
+    assert_problem(response, 404, "route-not-found")
+    assert "abc" not in response.text
