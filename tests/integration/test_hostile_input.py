@@ -302,3 +302,57 @@ def test_unknown_route_with_credentials_is_404(client: httpx.Client, authorizati
 
     assert_problem(response, 404, "route-not-found")
     assert "abc" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("format=multipart&format=multipart", 204),
+        ("format=multipart&format=json", 400),
+        ("format", 400),
+        ("format=%00", 400),
+        ("format=%ZZ", 400),
+        ("a=" + "b" * 8000, 204),
+        ("&&&===", 204),
+    ],
+)
+def test_odd_query_strings(client: httpx.Client, ispb: str, query: str, status: int) -> None:
+    response = client.get(f"/api/pix/{ispb}/stream/start?{query}")
+
+    assert response.status_code == status, response.text
+    if response.status_code == 204:
+        client.delete(response.headers["pull-next"])
+
+
+@pytest.mark.parametrize("method", ["HEAD", "PUT", "PATCH", "POST"])
+def test_unrouted_method_is_405(client: httpx.Client, ispb: str, method: str) -> None:
+    response = client.request(method, f"/api/pix/{ispb}/stream/start")
+
+    assert response.status_code == 405, response.text
+
+
+def test_options_is_not_server_error(client: httpx.Client, ispb: str) -> None:
+    # chalice local answers OPTIONS itself, as a CORS preflight, whatever the route.
+    response = client.options(f"/api/pix/{ispb}/stream/start")
+
+    assert response.status_code < 500, response.text
+
+
+def test_large_body_on_get_is_ignored(client: httpx.Client, ispb: str) -> None:
+    response = client.request("GET", f"/api/pix/{ispb}/stream/start", content=b"x" * 1_000_000)
+
+    assert response.status_code == 204
+    client.delete(response.headers["pull-next"])
+
+
+@pytest.mark.parametrize("accept_encoding", ["\u00e9", "gzip;q=", "*;q=-1", "," * 2000])
+def test_odd_accept_encoding_is_served(
+    client: httpx.Client, ispb: str, accept_encoding: str
+) -> None:
+    response = client.get(
+        f"/api/pix/{ispb}/stream/start",
+        headers=[("Accept-Encoding", accept_encoding.encode("utf-8"))],  # type: ignore[list-item]
+    )
+
+    assert response.status_code == 204
+    client.delete(response.headers["pull-next"])
