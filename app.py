@@ -45,7 +45,7 @@ if AUTH_REQUIRED:
     def api_key(auth_request: AuthRequest) -> AuthResponse:
         """Map the bearer key to its ISPB; the views compare it with the ISPB in the path.
 
-        Every route is allowed, so that the view answers 401 and 403 as problem documents
+        Every route is allowed, so that the view returns 401 and 403 as problem documents
         instead of API Gateway's plain JSON denial.
         """
         ispb = auth.authenticate(get_runtime().store, auth_request.token) or ""

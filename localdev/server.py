@@ -61,8 +61,8 @@ class GatewayRequestHandler(ChaliceRequestHandler):
     server: DeepQueueServer
 
     def __getattr__(self, name: str) -> Any:
-        # chalice local defines do_GET and a few more; http.server answers any other method
-        # (TRACE, QUERY, ...) with an HTML 501. Through the app it gets a 405 instead.
+        # chalice local defines do_GET and a few more, and http.server replies to any other
+        # method (TRACE, QUERY, ...) with an HTML 501. Through the app it gets a 405 instead.
         if name.startswith("do_"):
             return self._generic_handle
         raise AttributeError(name)
@@ -86,13 +86,13 @@ class GatewayRequestHandler(ChaliceRequestHandler):
             super()._generic_handle()
         except UnicodeEncodeError:
             # chalice local quotes the Authorization header, encoded as ASCII, in its reply to an
-            # unknown route, so a non-ASCII header fails there; send the unknown-route reply.
+            # unknown route. A non-ASCII header fails there, so send the unknown-route reply.
             self._send_gateway_response("MISSING_AUTHENTICATION_TOKEN", {})
         except ConnectionError:
             raise  # the client went away; there is no one to reply to
         except Exception:
-            # The app turns a view's exception into a reply, so one that gets here came from
-            # the authorizer (a store error, say). API Gateway answers with AUTHORIZER_FAILURE.
+            # The app turns a view's exception into a 500 reply, so one that gets here came from
+            # the authorizer (a store error, say). API Gateway sends AUTHORIZER_FAILURE then.
             logger.exception("authorizer failed for %s %s", self.command, self.path)
             self._send_gateway_response("AUTHORIZER_FAILURE", {})
 
@@ -120,7 +120,7 @@ def _gateway_response_type(error: LocalGatewayException) -> str:
     if isinstance(error, ForbiddenError):
         if error.headers.get("x-amzn-ErrorType") == "AccessDeniedException":
             return "ACCESS_DENIED"
-        # chalice local, like API Gateway, answers an unknown route this way.
+        # chalice local, like API Gateway, rejects an unknown route this way.
         return "MISSING_AUTHENTICATION_TOKEN"
     return "DEFAULT_5XX"
 

@@ -21,13 +21,13 @@ STREAM_LIMIT = 3
 FLOOD_REQUESTS = 10_000
 FLOOD_WORKERS = 16
 FLOOD_TIME_LIMIT_SECONDS = 45
-# Fewer answered requests than this within the time limit means the server stalled.
+# Fewer replies than this within the time limit means the server stalled.
 MIN_FLOOD_REQUESTS = 300
 
 
 @pytest.fixture(scope="module")
 def hostile_server(start_server: Callable[..., ApiServer]) -> ApiServer:
-    # A long lease keeps the flood's streams open for the whole test; a short wait keeps the
+    # A long lease keeps the flood's streams open for the whole test. A short wait keeps the
     # few starts that get a slot from holding their worker for long.
     return start_server(
         PIX_STREAM_LIMIT=str(STREAM_LIMIT), PIX_WAIT_SECONDS="0.2", PIX_LEASE_SECONDS="60"
@@ -225,7 +225,7 @@ def test_invalid_message_count_is_400(client: httpx.Client, ispb: str, number: s
     assert_problem(response, 400, "invalid-number")
 
 
-def test_stream_of_other_ispb_is_404_and_stays_open(client: httpx.Client, ispb: str) -> None:
+def test_other_ispb_stream_is_404(client: httpx.Client, ispb: str) -> None:
     other = f"{(int(ispb) + 1) % 10**8:08d}"
     client.post(f"/api/util/msgs/{other}/2")
     started = client.get(f"/api/pix/{other}/stream/start")
@@ -282,7 +282,7 @@ def test_start_flood_keeps_counter_exact(
     summary = f"{answered} answered in {elapsed:.1f} s: {dict(statuses)}"
     print(summary)  # shown with pytest -s: the request rate this machine reached
     # NOTE: on a busy 2-core machine the time limit can stop the flood before 10,000
-    # requests; the checks below hold for however many were answered.
+    # requests. The checks below apply to however many got a reply.
     assert answered >= MIN_FLOOD_REQUESTS, summary
     assert set(statuses) <= {204, 429}, summary
     assert statuses[204] == STREAM_LIMIT, summary
@@ -332,7 +332,7 @@ def test_unrouted_method_is_405(client: httpx.Client, ispb: str, method: str) ->
 
 
 def test_options_is_not_server_error(client: httpx.Client, ispb: str) -> None:
-    # chalice local answers OPTIONS itself, as a CORS preflight, whatever the route.
+    # chalice local replies to OPTIONS itself, as a CORS preflight, whatever the route.
     response = client.options(f"/api/pix/{ispb}/stream/start")
 
     assert response.status_code < 500, response.text
