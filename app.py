@@ -42,7 +42,7 @@ stream_authorizer = None
 if AUTH_REQUIRED:
 
     @app.authorizer(ttl_seconds=AUTH_CACHE_SECONDS)
-    def api_key(auth_request: AuthRequest) -> AuthResponse:
+    def api_key_authorizer(auth_request: AuthRequest) -> AuthResponse:
         """Map the bearer key to its ISPB; the views compare it with the ISPB in the path.
 
         Every route is allowed, so that the view returns 401 and 403 as problem documents
@@ -53,7 +53,7 @@ if AUTH_REQUIRED:
             routes=["*"], principal_id=ispb or "unknown-key", context={"ispb": ispb}
         )
 
-    stream_authorizer = api_key
+    stream_authorizer = api_key_authorizer
 
 
 def _granted_ispb(request: Request) -> str | None:
