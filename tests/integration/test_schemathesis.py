@@ -17,7 +17,10 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 KEY_ISPB = "12345678"
 
 
-def run_schemathesis(server: ApiServer, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_schemathesis(
+    server: ApiServer, work_dir: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run Schemathesis in `work_dir`, where it keeps its cache."""
     command = [
         str(SCHEMATHESIS),
         "run",
@@ -37,23 +40,30 @@ def run_schemathesis(server: ApiServer, *extra: str) -> subprocess.CompletedProc
         *extra,
     ]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS, check=False
+        command,
+        cwd=work_dir,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_SECONDS,
+        check=False,
     )
 
 
-def test_schemathesis_dev_stage(start_server: Callable[..., ApiServer]) -> None:
+def test_schemathesis_dev_stage(start_server: Callable[..., ApiServer], tmp_path: Path) -> None:
     # A short wait keeps long polls on empty streams from dominating the run.
     server = start_server(PIX_WAIT_SECONDS="0.2", PIX_LEASE_SECONDS="5")
 
-    result = run_schemathesis(server)
+    result = run_schemathesis(server, tmp_path)
 
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
 
 
-def test_schemathesis_prod_stage(prod_server: ApiServer, dynamodb_endpoint: str) -> None:
+def test_schemathesis_prod_stage(
+    prod_server: ApiServer, dynamodb_endpoint: str, tmp_path: Path
+) -> None:
     key = issue_api_key(dynamodb_endpoint, KEY_ISPB)
 
     # With a key, the ignored_auth check also sends requests without it and expects 401.
-    result = run_schemathesis(prod_server, "--header", f"Authorization: Bearer {key}")
+    result = run_schemathesis(prod_server, tmp_path, "--header", f"Authorization: Bearer {key}")
 
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
