@@ -4,11 +4,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from chalice import Chalice, Rate, Response
+from chalice import AuthResponse, Chalice, Rate, Response
+from chalice.app import AuthRequest, Request
 
-from chalicelib import http, observability
+from chalicelib import auth, docs, http, observability
 from chalicelib.errors import PixStreamError
-from chalicelib.runtime import get_runtime, test_endpoints_enabled
+from chalicelib.runtime import auth_enabled, get_runtime, test_endpoints_enabled
 from chalicelib.streams import ReadResult
 
 app = Chalice(app_name="pix-stream")
@@ -32,6 +33,39 @@ def _deadline(wait_seconds: float) -> float:
 
 
 metrics = observability.MetricsWriter()
+
+AUTH_REQUIRED = auth_enabled()
+# API Gateway caches an authorizer's result per token for this long.
+AUTH_CACHE_SECONDS = 300
+stream_authorizer = None
+
+if AUTH_REQUIRED:
+
+    @app.authorizer(ttl_seconds=AUTH_CACHE_SECONDS)
+    def api_key_authorizer(auth_request: AuthRequest) -> AuthResponse:
+        """Map the bearer key to its ISPB; the views compare it with the ISPB in the path.
+
+        Every route is allowed, so that the view returns 401 and 403 as problem documents
+        instead of API Gateway's plain JSON denial.
+        """
+        ispb = auth.authenticate(get_runtime().store, auth_request.token) or ""
+        return AuthResponse(
+            routes=["*"], principal_id=ispb or "unknown-key", context={"ispb": ispb}
+        )
+
+    stream_authorizer = api_key_authorizer
+
+
+def _granted_ispb(request: Request) -> str | None:
+    """Return the ISPB the request's API key grants, as the authorizer put it in the context."""
+    authorizer = (request.context or {}).get("authorizer") or {}
+    granted: str | None = authorizer.get("ispb")
+    return granted
+
+
+def _check_access(granted_ispb: str | None, ispb: str) -> None:
+    if AUTH_REQUIRED:
+        auth.check_access(granted_ispb, ispb)
 
 
 def _handle(operation: str, ispb: str, view: Callable[[], Response]) -> Response:
@@ -60,9 +94,11 @@ def _read(operation: str, ispb: str, read: Callable[[str, int, float], ReadResul
     request = app.current_request
     accept = request.headers.get("accept")
     format_param = (request.query_params or {}).get("format")
+    granted_ispb = _granted_ispb(request)
 
     def view() -> Response:
         settings = get_runtime().settings
+        _check_access(granted_ispb, ispb)
         http.validate_ispb(ispb)
         multipart = http.wants_multipart(accept, format_param)
         batch = settings.batch_size if multipart else 1
@@ -81,12 +117,12 @@ def _describe(result: ReadResult) -> None:
         record.messages = len(result.bodies)
 
 
-@app.route("/api/pix/{ispb}/stream/start", methods=["GET"])
+@app.route("/api/pix/{ispb}/stream/start", methods=["GET"], authorizer=stream_authorizer)
 def start_stream(ispb: str) -> Response:
     return _read("StartStream", ispb, get_runtime().streams.start)
 
 
-@app.route("/api/pix/{ispb}/stream/{interationId}", methods=["GET"])
+@app.route("/api/pix/{ispb}/stream/{interationId}", methods=["GET"], authorizer=stream_authorizer)
 def continue_stream(ispb: str, interationId: str) -> Response:  # the contract's spelling
     def read(ispb: str, batch: int, deadline: float) -> ReadResult:
         return get_runtime().streams.read(ispb, interationId, batch, deadline)
@@ -94,9 +130,14 @@ def continue_stream(ispb: str, interationId: str) -> Response:  # the contract's
     return _read("ReadStream", ispb, read)
 
 
-@app.route("/api/pix/{ispb}/stream/{interationId}", methods=["DELETE"])
+@app.route(
+    "/api/pix/{ispb}/stream/{interationId}", methods=["DELETE"], authorizer=stream_authorizer
+)
 def close_stream(ispb: str, interationId: str) -> Response:  # the contract's spelling
+    granted_ispb = _granted_ispb(app.current_request)
+
     def view() -> Response:
+        _check_access(granted_ispb, ispb)
         http.validate_ispb(ispb)
         get_runtime().streams.close(ispb, interationId)
         return http.json_response({}, 200)
@@ -117,7 +158,9 @@ def _create_messages(ispb: str, number: str) -> Response:
     return _handle("CreateMessages", ispb, view)
 
 
-if test_endpoints_enabled():
+TEST_ENDPOINTS = test_endpoints_enabled()
+
+if TEST_ENDPOINTS:
 
     @app.route("/api/util/msgs/{ispb}/{number}", methods=["POST"])
     def create_messages(ispb: str, number: str) -> Response:
@@ -127,6 +170,34 @@ if test_endpoints_enabled():
     @app.route("/api/pix/util/msgs/{ispb}/{number}", methods=["POST"])
     def create_messages_legacy(ispb: str, number: str) -> Response:
         return _create_messages(ispb, number)
+
+
+@app.route("/api/openapi.json", methods=["GET"])
+def openapi_description() -> Response:
+    document = docs.openapi_document(test_endpoints=TEST_ENDPOINTS, auth=AUTH_REQUIRED)
+    return http.json_response(document, 200)
+
+
+# API Gateway and the local server drop a trailing slash, so this also serves /api/docs/.
+@app.route("/api/docs", methods=["GET"])
+def swagger_ui() -> Response:
+    return Response(
+        body=docs.SWAGGER_PAGE,
+        status_code=200,
+        headers={"Content-Type": "text/html; charset=utf-8"},
+    )
+
+
+@app.route("/api/docs/{asset}", methods=["GET"])
+def swagger_ui_asset(asset: str) -> Response:
+    found = docs.swagger_asset(asset)
+    if found is None:
+        return http.problem_response(
+            404, "asset-not-found", "Asset not found", f"{asset!r} is not a Swagger UI asset"
+        )
+    body, content_type = found
+    headers = {"Content-Type": content_type, "Cache-Control": "public, max-age=86400"}
+    return Response(body=body, status_code=200, headers=headers)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

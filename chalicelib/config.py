@@ -19,6 +19,7 @@ POLL_MAX_SECONDS = "PIX_POLL_MAX_SECONDS"
 RETRY_AFTER_SECONDS = "PIX_RETRY_AFTER_SECONDS"
 TEST_ENDPOINTS = "PIX_TEST_ENDPOINTS"
 CLAIM_SPREAD = "PIX_CLAIM_SPREAD"
+AUTH = "PIX_AUTH"
 
 # API Gateway ends every integration after 29 s and Chalice cannot raise that limit, so a
 # long poll must reply well before it, whatever PIX_WAIT_SECONDS says.
@@ -48,6 +49,8 @@ class Settings:
     # How many batches of pending messages a read looks at, so that concurrent streams of one
     # ISPB claim different messages instead of racing for the same oldest ones.
     claim_spread: int = 6
+    # Whether stream routes require an API key bound to the ISPB in the path.
+    auth: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -65,6 +68,7 @@ class Settings:
         _read(values, env, "retry_after_seconds", RETRY_AFTER_SECONDS, int)
         _read(values, env, "test_endpoints", TEST_ENDPOINTS, _parse_bool)
         _read(values, env, "claim_spread", CLAIM_SPREAD, int)
+        _read(values, env, "auth", AUTH, _parse_bool)
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()

@@ -67,3 +67,19 @@ class StoreUnavailable(PixStreamError):
         super().__init__(f"the message store is unavailable ({code} during {operation})")
         self.operation = operation
         self.code = code
+
+
+class Unauthenticated(PixStreamError):
+    """The request carries no API key, or one that is not stored."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the request has no valid API key: send 'Authorization: Bearer <key>' "
+            "with a key issued for your ISPB"
+        )
+
+
+class AccessDenied(PixStreamError):
+    def __init__(self, ispb: str) -> None:
+        super().__init__(f"the API key does not grant access to ISPB {ispb!r}")
+        self.ispb = ispb

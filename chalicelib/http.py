@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from chalice.app import Response
 
 from chalicelib.errors import (
+    AccessDenied,
     InvalidFormat,
     InvalidIspb,
     InvalidNumber,
@@ -15,6 +16,7 @@ from chalicelib.errors import (
     StreamGone,
     StreamLimitReached,
     StreamNotFound,
+    Unauthenticated,
 )
 from chalicelib.messages import is_valid_ispb
 from chalicelib.streams import ReadResult
@@ -29,6 +31,8 @@ PROBLEMS: dict[type[PixStreamError], tuple[int, str, str]] = {
     InvalidIspb: (400, "invalid-ispb", "Invalid ISPB"),
     InvalidNumber: (400, "invalid-number", "Invalid number of messages"),
     InvalidFormat: (400, "invalid-format", "Invalid format"),
+    Unauthenticated: (401, "unauthenticated", "Missing or unknown API key"),
+    AccessDenied: (403, "access-denied", "Access to this ISPB denied"),
     StreamNotFound: (404, "stream-not-found", "Stream not found"),
     NotAcceptable: (406, "not-acceptable", "Not acceptable"),
     StreamGone: (410, "stream-gone", "Stream closed or expired"),
@@ -134,5 +138,9 @@ def problem_response(
 def error_response(error: PixStreamError, retry_after: int) -> Response:
     """Turn a domain error into its problem document."""
     status, kind, title = PROBLEMS[type(error)]
-    headers = {"Retry-After": str(retry_after)} if status in (429, 503) else {}
+    headers: dict[str, str] = {}
+    if status in (429, 503):
+        headers["Retry-After"] = str(retry_after)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="pix-stream"'
     return problem_response(status, kind, title, str(error), headers)

@@ -87,3 +87,8 @@ def reset_runtime(runtime: Runtime | None = None) -> None:
 def test_endpoints_enabled() -> bool:
     # Read at import time by app.py: a route either exists in a deployment or does not.
     return Settings.from_env(os.environ).test_endpoints
+
+
+def auth_enabled() -> bool:
+    # Read at import time by app.py, like test_endpoints_enabled.
+    return Settings.from_env(os.environ).auth

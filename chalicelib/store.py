@@ -9,6 +9,8 @@ Items, by partition key:
 - ``STREAM#<id>``: one stream: its newest link number, the last read it confirmed, its lease,
   and the messages of its newest read. Open streams also appear in the ``open-streams`` index.
 - ``ISPB#<ispb>``: the number of open streams of that ISPB, the counter behind the limit.
+- ``KEY#<sha256 hex>``: an API key, stored only as the SHA-256 hash of the key, and the ISPB
+  it grants access to.
 
 Every state change is a conditional write; nothing is read, checked, then written.
 """
@@ -97,6 +99,10 @@ def pending_sort_of(claimed: str) -> str:
 
 def read_of(claimed: str) -> int:
     return int(claimed.split("#", 1)[0])
+
+
+def api_key_key(key_hash: str) -> str:
+    return f"KEY#{key_hash}"
 
 
 def open_shard(ispb: str) -> str:
@@ -703,6 +709,35 @@ class PixStore:
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get("open_streams", {}).get("N", "0"))
+
+    # API keys
+
+    def put_api_key(self, key_hash: str, ispb: str) -> bool:
+        """Store an API key hash for `ispb`; return False if that hash was already stored."""
+        outcome = self._conditional(
+            "PutApiKey",
+            "put_item",
+            TableName=self._table,
+            Item={
+                "pk": {"S": api_key_key(key_hash)},
+                "ispb": {"S": ispb},
+                "created_at": {"N": str(int(self._clock()))},
+            },
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return outcome.applied
+
+    def ispb_for_api_key(self, key_hash: str) -> str | None:
+        """Return the ISPB an API key hash grants access to, or None for an unknown hash."""
+        response = self._request(
+            "GetItem",
+            "get_item",
+            TableName=self._table,
+            Key={"pk": {"S": api_key_key(key_hash)}},
+            ProjectionExpression="ispb",
+        )
+        ispb: str | None = response.get("Item", {}).get("ispb", {}).get("S")
+        return ispb
 
 
 def _claimed_by(result: Item, stream_id: str, attempt: str) -> bool:

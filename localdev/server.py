@@ -9,6 +9,9 @@
 3. The listening socket queues only 5 waiting connections (the standard library's default),
    so bursts of long polls get refused or stall. Here the queue holds 1,024.
 
+It also compresses replies and sends API Gateway's own error replies as the deployed API
+Gateway does (see localdev.gateway).
+
 Lambda never imports this module: there each process serves one request at a time.
 """
 
@@ -24,23 +27,102 @@ from typing import Any
 
 from chalice.app import Chalice
 from chalice.cli.factory import CLIFactory
-from chalice.local import ChaliceRequestHandler, LocalDevServer, ThreadedHTTPServer
+from chalice.local import (
+    ChaliceRequestHandler,
+    ForbiddenError,
+    LocalDevServer,
+    LocalGatewayException,
+    NotAuthorizedError,
+    ThreadedHTTPServer,
+)
 
+from localdev import gateway
 from localdev.schema import PROJECT_DIR
 
 logger = logging.getLogger(__name__)
 
 REQUEST_QUEUE_SIZE = 1024
-
-
-class NoDelayRequestHandler(ChaliceRequestHandler):
-    disable_nagle_algorithm = True
+# Overrides the stage's minimum_compression_size for the local server (bytes; "off" disables).
+MIN_COMPRESSION_SIZE_VARIABLE = "PIX_LOCAL_MIN_COMPRESSION_SIZE"
 
 
 class DeepQueueServer(ThreadedHTTPServer):
     request_queue_size = REQUEST_QUEUE_SIZE
     daemon_threads = True
     allow_reuse_address = True
+    # Smallest reply body that is gzipped for clients accepting gzip; None never compresses.
+    minimum_compression_size: int | None = None
+
+
+class GatewayRequestHandler(ChaliceRequestHandler):
+    """chalice local's handler with TCP_NODELAY, compression and configured gateway replies."""
+
+    disable_nagle_algorithm = True
+    server: DeepQueueServer
+
+    def __getattr__(self, name: str) -> Any:
+        # chalice local defines do_GET and a few more, and http.server replies to any other
+        # method (TRACE, QUERY, ...) with an HTML 501. Through the app it gets a 405 instead.
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
+
+    def _send_http_response_with_body(
+        self, code: int, headers: dict[str, Any], body: str | bytes
+    ) -> None:
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        body = gateway.compress_reply(
+            code,
+            headers,
+            body,
+            self.headers.get("Accept-Encoding"),
+            self.server.minimum_compression_size,
+        )
+        super()._send_http_response_with_body(code, headers, body)
+
+    def _generic_handle(self) -> None:
+        try:
+            super()._generic_handle()
+        except UnicodeEncodeError:
+            # chalice local quotes the Authorization header, encoded as ASCII, in its reply to an
+            # unknown route. A non-ASCII header fails there, so send the unknown-route reply.
+            self._send_gateway_response("MISSING_AUTHENTICATION_TOKEN", {})
+        except ConnectionError:
+            raise  # the client went away; there is no one to reply to
+        except Exception:
+            # The app turns a view's exception into a 500 reply, so one that gets here came from
+            # the authorizer (a store error, say). API Gateway sends AUTHORIZER_FAILURE then.
+            logger.exception("authorizer failed for %s %s", self.command, self.path)
+            self._send_gateway_response("AUTHORIZER_FAILURE", {})
+
+    # chalice local binds these to its own _generic_handle; rebind them to the one above.
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def _send_error_response(self, error: LocalGatewayException) -> None:
+        if not self._send_gateway_response(_gateway_response_type(error), error.headers):
+            super()._send_error_response(error)
+
+    def _send_gateway_response(self, response_type: str, extra_headers: dict[str, Any]) -> bool:
+        """Send the reply infra/gateway-responses.json configures; False if it has none."""
+        configured = gateway.gateway_response(response_type)
+        if configured is None:
+            return False
+        status, headers, body = configured
+        self._send_http_response(status, {**extra_headers, **headers}, body)
+        return True
+
+
+def _gateway_response_type(error: LocalGatewayException) -> str:
+    """Name the API Gateway response type that a chalice local gateway error stands for."""
+    if isinstance(error, NotAuthorizedError):
+        return "UNAUTHORIZED"
+    if isinstance(error, ForbiddenError):
+        if error.headers.get("x-amzn-ErrorType") == "AccessDeniedException":
+            return "ACCESS_DENIED"
+        # chalice local, like API Gateway, rejects an unknown route this way.
+        return "MISSING_AUTHENTICATION_TOKEN"
+    return "DEFAULT_5XX"
 
 
 class _PerThreadRequestState:
@@ -80,14 +162,27 @@ def create_server(
     config = factory.create_config_obj(chalice_stage_name=stage)
     app = config.chalice_app
     make_request_state_per_thread(app)
-    return LocalDevServer(
+    server = LocalDevServer(
         app,
         config,
         host,
         port,
-        handler_cls=NoDelayRequestHandler,
+        handler_cls=GatewayRequestHandler,
         server_cls=DeepQueueServer,
     )
+    server.server.minimum_compression_size = _minimum_compression_size(config)
+    return server
+
+
+def _minimum_compression_size(config: Any) -> int | None:
+    """Return the compression threshold: the override variable, else the stage's setting."""
+    override = os.environ.get(MIN_COMPRESSION_SIZE_VARIABLE, "").strip()
+    if override.lower() == "off":
+        return None
+    if override:
+        return int(override)
+    configured = config.minimum_compression_size
+    return None if configured is None else int(configured)
 
 
 def serve(host: str, port: int, stage: str) -> None:

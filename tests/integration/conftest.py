@@ -31,6 +31,8 @@ from localdev.schema import PROJECT_DIR, create_table
 pytestmark = pytest.mark.integration
 
 E2E_ENDPOINT_VARIABLE = "PIX_E2E_DYNAMODB_ENDPOINT"
+# The prod stage in .chalice/config.json sets this table name, which beats the environment.
+PROD_TABLE = "pix-stream"
 
 # Settings of the shared server: short enough for a fast suite, with the lease well above
 # the wait so that streams do not expire while a test pauses between requests.
@@ -153,6 +155,41 @@ def start_server(
 def server(start_server: Callable[..., ApiServer]) -> ApiServer:
     """The shared API server with the fast test settings."""
     return start_server()
+
+
+def issue_api_key(dynamodb_endpoint: str, ispb: str) -> str:
+    """Run `python -m ops.issue_key` against the prod-stage table and return the printed key."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PIX_", "AWS_"))},
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+        "PIX_TABLE_NAME": PROD_TABLE,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "ops.issue_key", ispb],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def prod_server(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) -> ApiServer:
+    """A server of the prod stage: API keys required, no test-message routes."""
+    create_table(local_client(dynamodb_endpoint), PROD_TABLE)
+    return start_server(stage="prod")
+
+
+@pytest.fixture
+def prod_http(prod_server: ApiServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=prod_server.base_url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

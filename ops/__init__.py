@@ -1,0 +1,1 @@
+"""Operator commands that run outside Lambda against the deployed table."""
