@@ -584,16 +584,24 @@ def start_host(paths: StatePaths, options: argparse.Namespace) -> str:
     paths.pid_file.write_text(f"{process.pid}\n")
     try:
         wait_until_running(options.port, options.timeout, process)
+    except KeyboardInterrupt:
+        abandon_start(paths, process)
+        raise
     except LocalStackCommandError as error:
-        terminate_localstack(process.pid, paths.agent_jar)
-        process.wait()
-        paths.pid_file.unlink(missing_ok=True)
+        abandon_start(paths, process)
         log_tail = last_lines(paths.log_file.read_text(errors="replace"), 30)
         raise LocalStackCommandError(f"{error}\n{paths.log_file}:\n{log_tail}") from error
     return (
         f"host way, localstack-core in {paths.venv}, pid {process.pid}, "
         f"log {paths.log_file}, ready after {time.monotonic() - started:.1f} s"
     )
+
+
+def abandon_start(paths: StatePaths, process: subprocess.Popen[bytes]) -> None:
+    """Stop a LocalStack that did not become ready, since it runs in a session of its own."""
+    terminate_localstack(process.pid, paths.agent_jar)
+    process.wait()
+    paths.pid_file.unlink(missing_ok=True)
 
 
 def running_host_pid(paths: StatePaths) -> int | None:
@@ -762,7 +770,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = StatePaths(PROJECT_DIR / ".localstack")
     paths.base.mkdir(exist_ok=True)
     commands = {"start": command_start, "stop": command_stop, "status": command_status}
-    return commands[options.command](paths, options)
+    try:
+        return commands[options.command](paths, options)
+    except KeyboardInterrupt:
+        logger.error("interrupted during %s", options.command)
+        return 130
 
 
 if __name__ == "__main__":

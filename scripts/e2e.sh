@@ -15,7 +15,12 @@ port="${LOCALSTACK_PORT:-4566}"
 localstack=("$PY" -m localdev.localstack)
 options=(--port "$port" --mode "${LOCALSTACK_MODE:-auto}")
 
-if ! "${localstack[@]}" start "${options[@]}"; then
+"${localstack[@]}" start "${options[@]}"
+start_status=$?
+if [ "$start_status" -eq 130 ]; then
+  exit 130  # interrupted: localdev.localstack has already stopped what it started
+fi
+if [ "$start_status" -ne 0 ]; then
   if [ "${E2E_OPTIONAL:-}" = 1 ]; then
     echo "e2e: skipped because LocalStack did not start (reason above) and E2E_OPTIONAL=1"
     exit 0

@@ -1,0 +1,5 @@
+"""Run the collector as ``python -m pixcollect``."""
+
+from pixcollect.cli import main
+
+raise SystemExit(main())
