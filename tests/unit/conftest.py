@@ -1,5 +1,6 @@
 """Fixtures for the unit tests: a moto DynamoDB table built from infra/table.json."""
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,6 @@ from moto import mock_aws
 from chalicelib.store import PixStore
 from localdev.schema import create_table
 
-TABLE_NAME = "pix-stream-unit"
 RETENTION_SECONDS = 7 * 86400
 
 
@@ -27,18 +27,25 @@ class FakeClock:
         self.now += seconds
 
 
+@pytest.fixture(scope="session")
+def dynamodb() -> Iterator[Any]:
+    """A moto DynamoDB client, shared by the session because building a client is slow."""
+    with pytest.MonkeyPatch.context() as environment:
+        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+            environment.delenv(name, raising=False)
+        environment.setenv("AWS_ACCESS_KEY_ID", "testing")
+        environment.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1")
+
+
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A moto DynamoDB client with the project's table, created from the CloudFormation template."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        create_table(client, TABLE_NAME)
-        yield client
+def table_name(dynamodb: Any) -> Iterator[str]:
+    """A fresh table per test, created from the CloudFormation template in infra/."""
+    name = f"pix-stream-unit-{uuid.uuid4().hex[:8]}"
+    create_table(dynamodb, name)
+    yield name
+    dynamodb.delete_table(TableName=name)
 
 
 @pytest.fixture
@@ -47,5 +54,5 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(dynamodb: Any, clock: FakeClock) -> PixStore:
-    return PixStore(dynamodb, TABLE_NAME, clock, RETENTION_SECONDS)
+def store(dynamodb: Any, table_name: str, clock: FakeClock) -> PixStore:
+    return PixStore(dynamodb, table_name, clock, RETENTION_SECONDS)

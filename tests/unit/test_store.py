@@ -5,6 +5,7 @@ clauses and applies an UPDATE whose WHERE condition fails, so the message operat
 (insert, claim, release) are tested on DynamoDB Local in tests/integration instead.
 """
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from chalicelib.store import (
     StreamRecord,
     open_shard,
 )
-from tests.unit.conftest import TABLE_NAME, FakeClock
+from tests.unit.conftest import FakeClock
 
 ISPB = "12345678"
 OTHER_ISPB = "87654321"
@@ -43,27 +44,41 @@ def record(store: PixStore, n: int) -> StreamRecord:
     return StreamRecord.from_item(item)
 
 
-def fail_calls(client: Any, operation: str, code: str, times: int) -> list[int]:
-    """Make the next `times` calls of `operation` fail with `code` before reaching moto.
+FailCalls = Callable[[str, str, int], list[int]]
 
-    Returns a list that grows by one entry for every failed call.
+
+@pytest.fixture
+def fail_calls(dynamodb: Any) -> Iterator[FailCalls]:
+    """Yield a function that makes the next calls of an operation fail before reaching moto.
+
+    `fail(operation, code, times)` returns a list that grows by one entry per failed call.
+    The hooks are removed after the test, since the moto client is shared.
     """
-    failed: list[int] = []
+    registered: list[tuple[str, Callable[..., Any]]] = []
 
-    def handler(**kwargs: Any) -> tuple[Any, dict[str, Any]] | None:
-        if len(failed) >= times:
-            return None
-        failed.append(1)
-        error: dict[str, Any] = {
-            "Error": {"Code": code, "Message": "injected by the test"},
-            "ResponseMetadata": {"HTTPStatusCode": 400},
-        }
-        if code == "TransactionCanceledException":
-            error["CancellationReasons"] = [{"Code": "TransactionConflict"}, {"Code": "None"}]
-        return _FakeHttpResponse(400), error
+    def fail(operation: str, code: str, times: int) -> list[int]:
+        failed: list[int] = []
 
-    client.meta.events.register(f"before-call.dynamodb.{operation}", handler)
-    return failed
+        def handler(**kwargs: Any) -> tuple[Any, dict[str, Any]] | None:
+            if len(failed) >= times:
+                return None
+            failed.append(1)
+            error: dict[str, Any] = {
+                "Error": {"Code": code, "Message": "injected by the test"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            if code == "TransactionCanceledException":
+                error["CancellationReasons"] = [{"Code": "TransactionConflict"}, {"Code": "None"}]
+            return _FakeHttpResponse(400), error
+
+        event = f"before-call.dynamodb.{operation}"
+        dynamodb.meta.events.register(event, handler)
+        registered.append((event, handler))
+        return failed
+
+    yield fail
+    for event, handler in registered:
+        dynamodb.meta.events.unregister(event, handler)
 
 
 class _FakeHttpResponse:
@@ -314,8 +329,10 @@ def test_counter_of_unknown_ispb_is_zero(store: PixStore) -> None:
     "code",
     ["ProvisionedThroughputExceededException", "ThrottlingException", "InternalServerError"],
 )
-def test_throttling_becomes_store_unavailable(dynamodb: Any, store: PixStore, code: str) -> None:
-    fail_calls(dynamodb, "GetItem", code, times=1)
+def test_throttling_becomes_store_unavailable(
+    fail_calls: FailCalls, store: PixStore, code: str
+) -> None:
+    fail_calls("GetItem", code, 1)
 
     with pytest.raises(StoreUnavailable) as raised:
         store.open_stream_count(ISPB)
@@ -324,8 +341,8 @@ def test_throttling_becomes_store_unavailable(dynamodb: Any, store: PixStore, co
     assert raised.value.operation == "GetItem"
 
 
-def test_client_bug_is_not_store_unavailable(dynamodb: Any, store: PixStore) -> None:
-    fail_calls(dynamodb, "GetItem", "ValidationException", times=1)
+def test_client_bug_is_not_store_unavailable(fail_calls: FailCalls, store: PixStore) -> None:
+    fail_calls("GetItem", "ValidationException", 1)
 
     with pytest.raises(ClientError) as raised:
         store.open_stream_count(ISPB)
@@ -333,8 +350,10 @@ def test_client_bug_is_not_store_unavailable(dynamodb: Any, store: PixStore) -> 
     assert raised.value.response["Error"]["Code"] == "ValidationException"
 
 
-def test_transaction_conflict_is_retried(dynamodb: Any, store: PixStore, clock: FakeClock) -> None:
-    failed = fail_calls(dynamodb, "TransactWriteItems", "TransactionCanceledException", times=2)
+def test_transaction_conflict_is_retried(
+    fail_calls: FailCalls, store: PixStore, clock: FakeClock
+) -> None:
+    failed = fail_calls("TransactWriteItems", "TransactionCanceledException", 2)
 
     opened = open_streams(store, clock, 1)
 
@@ -344,9 +363,9 @@ def test_transaction_conflict_is_retried(dynamodb: Any, store: PixStore, clock: 
 
 
 def test_lasting_transaction_conflict_is_unavailable(
-    dynamodb: Any, store: PixStore, clock: FakeClock
+    fail_calls: FailCalls, store: PixStore, clock: FakeClock
 ) -> None:
-    failed = fail_calls(dynamodb, "TransactWriteItems", "TransactionCanceledException", times=3)
+    failed = fail_calls("TransactWriteItems", "TransactionCanceledException", 3)
 
     with pytest.raises(StoreUnavailable) as raised:
         open_streams(store, clock, 1)
@@ -356,8 +375,8 @@ def test_lasting_transaction_conflict_is_unavailable(
     assert store.open_stream_count(ISPB) == 0
 
 
-def test_table_comes_from_template(dynamodb: Any) -> None:
-    table = dynamodb.describe_table(TableName=TABLE_NAME)["Table"]
+def test_table_comes_from_template(dynamodb: Any, table_name: str) -> None:
+    table = dynamodb.describe_table(TableName=table_name)["Table"]
     indexes = {index["IndexName"] for index in table["GlobalSecondaryIndexes"]}
 
     assert indexes == {"queue", "open-streams"}
