@@ -1,0 +1,78 @@
+"""Six collectors of one ISPB in parallel: every message delivered once, none lost."""
+
+import threading
+from collections import Counter
+
+import httpx
+
+from tests.integration.api import MULTIPART, create, start
+from tests.integration.conftest import ApiServer
+
+COLLECTORS = 6
+BATCHES = 3
+BATCH_MESSAGES = 100
+# The maximum number of reads per collector, which bounds the loop: 300 messages need
+# about 30 reads in total.
+MAX_READS = 400
+
+
+def collect(base_url: str, ispb: str, creating: threading.Event, found: list[str]) -> None:
+    """Follow one stream until a read finds nothing after all messages exist, then close it."""
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        response = start(client, ispb, headers=MULTIPART)
+        for _ in range(MAX_READS):
+            assert response.status_code in (200, 204), response.text
+            if response.status_code == 200:
+                found.extend(m["endToEndId"] for m in response.json())
+            elif not creating.is_set():
+                break
+            response = client.get(response.headers["pull-next"], headers=MULTIPART)
+        assert client.delete(response.headers["pull-next"]).status_code == 200
+
+
+def test_parallel_collectors_share_no_message(
+    server: ApiServer, http: httpx.Client, ispb: str
+) -> None:
+    created = create(http, ispb, BATCH_MESSAGES)
+    creating = threading.Event()
+    creating.set()
+    found: list[list[str]] = [[] for _ in range(COLLECTORS)]
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            collect(server.base_url, ispb, creating, found[index])
+        except BaseException as error:  # reported by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(COLLECTORS)]
+    for thread in threads:
+        thread.start()
+    for _ in range(BATCHES - 1):
+        created.extend(create(http, ispb, BATCH_MESSAGES))
+    creating.clear()
+    for thread in threads:
+        thread.join(timeout=120)
+    delivered = [end_to_end_id for ids in found for end_to_end_id in ids]
+    repeated = [i for i, n in Counter(delivered).items() if n > 1]
+
+    assert errors == []
+    assert len(created) == BATCHES * BATCH_MESSAGES
+    assert repeated == []
+    assert set(delivered) == set(created)
+    assert sum(1 for ids in found if ids) > 1
+    assert start(http, ispb).status_code == 204
+
+
+def test_each_collector_gets_oldest_first(http: httpx.Client, ispb: str) -> None:
+    created = create(http, ispb, 30)
+
+    response = start(http, ispb, headers=MULTIPART)
+    ids = [m["endToEndId"] for m in response.json()]
+    while True:
+        response = http.get(response.headers["pull-next"], headers=MULTIPART)
+        if response.status_code == 204:
+            break
+        ids.extend(m["endToEndId"] for m in response.json())
+
+    assert ids == created
