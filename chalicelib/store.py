@@ -252,6 +252,9 @@ class PixStore:
 
         PartiQL ``INSERT`` fails per statement when the key exists, which makes ingestion
         idempotent: the same endToEndId twice is stored once.
+
+        NOTE: botocore retries a batch whose reply timed out, and a message that the first
+        attempt stored is then left out of the result, as if it had been stored before.
         """
         now_ms = int(self._clock() * 1000)
         statements = [
