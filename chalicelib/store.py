@@ -353,12 +353,15 @@ class PixStore:
                     {"S": message_key(entry.end_to_end_id)},
                     {"S": pending_queue(ispb)},
                 ],
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
             for entry in entries
         ]
         results = self._batch_statements("ClaimMessages", statements)
         return [
-            entry for entry, result in zip(entries, results, strict=True) if "Error" not in result
+            entry
+            for entry, result in zip(entries, results, strict=True)
+            if _claimed_by(result, attempt)
         ]
 
     def release(self, ispb: str, stream_id: str, entries: Sequence[QueueEntry]) -> int:
@@ -672,6 +675,20 @@ class PixStore:
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get("open_streams", {}).get("N", "0"))
+
+
+def _claimed_by(result: Item, attempt: str) -> bool:
+    """Tell whether a claim statement left its message claimed by `attempt`.
+
+    A statement whose condition failed still counts when the message carries this attempt's
+    claim: botocore retries a batch whose reply timed out, and its first attempt may have
+    applied the statement. Attempt tokens are unique, so no other read can match.
+    """
+    error = result.get("Error")
+    if error is None:
+        return True
+    claim: str | None = error.get("Item", {}).get("claim", {}).get("S")
+    return claim == attempt
 
 
 def _queue_entry(item: Item) -> QueueEntry:

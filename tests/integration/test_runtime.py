@@ -8,23 +8,7 @@ import pytest
 from chalicelib.config import Settings
 from chalicelib.runtime import build_runtime
 from chalicelib.store import PixStore
-
-
-class ReplayingClient:
-    """A DynamoDB client that sends every BatchExecuteStatement twice and returns the second reply.
-
-    That is what botocore does when the first attempt was applied but its reply timed out.
-    """
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def batch_execute_statement(self, **kwargs: Any) -> Any:
-        self._client.batch_execute_statement(**kwargs)
-        return self._client.batch_execute_statement(**kwargs)
+from tests.integration.fakes import ReplayingClient
 
 
 @pytest.mark.parametrize("count", [3, 60])

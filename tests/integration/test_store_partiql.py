@@ -15,6 +15,7 @@ import pytest
 
 from chalicelib.messages import Message, generate_messages
 from chalicelib.store import PixStore, QueueEntry
+from tests.integration.fakes import ReplayingClient
 
 RETENTION_SECONDS = 3600
 
@@ -181,3 +182,17 @@ def test_racing_claims_share_no_message(store: PixStore, ispb: str) -> None:
     assert sorted(claimed) == sorted(ids(pending))
     for stream in streams:
         assert sorted(ids(store.stream_messages(stream, after_read=0))) == sorted(won[stream])
+
+
+def test_replayed_claim_keeps_won_messages(
+    dynamodb: Any, table_name: str, ispb: str, stream_a: str
+) -> None:
+    store = PixStore(dynamodb, table_name, time.time, RETENTION_SECONDS)
+    replaying = PixStore(ReplayingClient(dynamodb), table_name, time.time, RETENTION_SECONDS)
+    store.insert_messages(make(ispb, 3))
+    pending = store.pending_messages(ispb, 10)
+
+    won = replaying.claim(ispb, pending, stream_a, 1, "attempt-a")
+
+    assert ids(won) == ids(pending)
+    assert ids(store.stream_messages(stream_a, after_read=0)) == ids(pending)
