@@ -214,7 +214,7 @@ class StreamService:
             return ReadResult(ispb, stream_id, link, (), (), polls=polls)
         ids = tuple(entry.end_to_end_id for entry in claimed)
         committed = self._store.commit_read(stream_id, link, attempt, ids)
-        if not committed.applied:
+        if not committed.applied and not _committed_by(committed.item, attempt, link):
             # Another request took over this link, or the stream ended meanwhile: give
             # the messages back, since this reply will never be confirmed.
             self._store.release(ispb, stream_id, claimed)
@@ -337,6 +337,24 @@ class StreamService:
                 # Ended, but the process that ended it stopped before tidying up.
                 self._finish(stream)
         return freed
+
+
+def _committed_by(item: dict[str, object] | None, attempt: str, link: int) -> bool:
+    """Tell whether a commit whose condition failed was applied by an earlier try of itself.
+
+    botocore retries an update whose reply timed out, so the first try may have advanced the
+    open stream to the next link and recorded this attempt's unique token.
+    """
+    if item is None:
+        return False
+    stream = StreamRecord.from_item(item)
+    committed = item.get("committed")
+    return (
+        stream.state == STATE_OPEN
+        and stream.link == link + 1
+        and isinstance(committed, dict)
+        and committed.get("S") == attempt
+    )
 
 
 def _superseded_reason(item: dict[str, object] | None) -> str:

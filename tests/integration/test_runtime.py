@@ -23,3 +23,17 @@ def test_replayed_insert_reports_every_message(
 
     assert len(created) == count
     assert created == [entry.end_to_end_id for entry in stored]
+
+
+def test_replayed_commit_returns_messages(dynamodb: Any, table_name: str, ispb: str) -> None:
+    settings = Settings.from_env({}, table_name=table_name)
+    replaying = ReplayingClient(dynamodb, frozenset({"update_item"}))
+    runtime = build_runtime(settings, client=replaying)
+    created = runtime.insert_generated(ispb, 2)
+
+    result = runtime.streams.start(ispb, 10, time.monotonic() + 1)
+    repeated = runtime.streams.read(ispb, result.link_id, 10, time.monotonic() + 1)
+
+    assert result.end_to_end_ids == tuple(created)
+    assert result.link == 2
+    assert repeated.end_to_end_ids == ()
