@@ -41,13 +41,11 @@ class Runtime:
     signal: PendingSignal
 
     def insert_generated(self, ispb: str, count: int) -> list[str]:
-        """Create `count` random messages for `ispb`; return their endToEndIds."""
+        """Create `count` random messages for `ispb`; return the endToEndIds stored."""
         messages = generate_messages(ispb, count, datetime.now(UTC))
-        # The endToEndIds are new and random, so a duplicate can only be one of these messages,
-        # stored by an attempt that botocore retried after a timeout. All of them are stored.
-        self.store.insert_messages(messages)
+        inserted = self.store.insert_messages(messages)
         self.signal.notify(ispb)
-        return [message.end_to_end_id for message in messages]
+        return inserted
 
 
 def build_runtime(settings: Settings | None = None, client: Any = None) -> Runtime:
