@@ -218,12 +218,23 @@ def test_renew_lease_only_on_newest_link(store: PixStore, clock: FakeClock) -> N
     open_streams(store, clock, 1)
     clock.advance(30)
 
-    stale = store.renew_lease(stream_id(0), 2, clock() + LEASE_SECONDS)
-    renewed = store.renew_lease(stream_id(0), 1, clock() + LEASE_SECONDS)
+    stale = store.renew_lease(stream_id(0), 2, 0, clock() + LEASE_SECONDS)
+    renewed = store.renew_lease(stream_id(0), 1, 0, clock() + LEASE_SECONDS)
 
     assert stale.applied is False
     assert renewed.applied is True
     assert record(store, 0).lease_until == clock() + LEASE_SECONDS
+
+
+def test_renew_lease_requires_same_confirmation(store: PixStore, clock: FakeClock) -> None:
+    open_streams(store, clock, 1)
+    opened_lease = record(store, 0).lease_until
+    clock.advance(10)
+
+    renewed = store.renew_lease(stream_id(0), 1, 1, clock() + LEASE_SECONDS)
+
+    assert renewed.applied is False
+    assert record(store, 0).lease_until == opened_lease
 
 
 def close(store: PixStore, stream: StreamRecord, acked: int = 0) -> bool:
