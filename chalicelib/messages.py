@@ -94,7 +94,7 @@ def is_valid_cpf_or_cnpj(value: str) -> bool:
 
 def make_end_to_end_id(payer_ispb: str, paid_at: datetime, rng: random.Random) -> str:
     suffix = "".join(rng.choice(_ALPHANUMERIC) for _ in range(11))
-    return f"E{payer_ispb}{paid_at:%Y%m%d%H%M}{suffix}"
+    return f"E{payer_ispb}{paid_at.astimezone(UTC):%Y%m%d%H%M}{suffix}"
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -136,12 +136,16 @@ def table_name(dynamodb_endpoint: str) -> str:
 def start_server(
     dynamodb_endpoint: str, table_name: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., ApiServer]]:
-    """Start API servers with extra settings; every one is stopped at the end of the session."""
+    """Start API servers with extra settings; every one is stopped at the end of the session.
+
+    `fast=False` starts from the contract's defaults instead of the fast test settings.
+    """
     started: list[ApiServer] = []
 
-    def start(stage: str = "dev", **settings: str) -> ApiServer:
+    def start(stage: str = "dev", fast: bool = True, **settings: str) -> ApiServer:
         log_path = tmp_path_factory.mktemp("server") / "server.log"
-        server = ApiServer(dynamodb_endpoint, table_name, {**FAST_SETTINGS, **settings}, log_path)
+        base = FAST_SETTINGS if fast else {}
+        server = ApiServer(dynamodb_endpoint, table_name, {**base, **settings}, log_path)
         started.append(server)
         server.start(stage)
         return server
@@ -190,6 +194,12 @@ def prod_server(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) 
 def prod_http(prod_server: ApiServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=prod_server.base_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def default_server(start_server: Callable[..., ApiServer]) -> ApiServer:
+    """An API server with the contract's default settings: an 8 s wait and a 60 s lease."""
+    return start_server(fast=False)
 
 
 @pytest.fixture

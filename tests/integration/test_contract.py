@@ -4,16 +4,8 @@ import json
 
 import httpx
 
+from tests.integration.api import MULTIPART, create
 from tests.integration.conftest import ApiServer
-
-MULTIPART = {"Accept": "multipart/json"}
-
-
-def create(http: httpx.Client, ispb: str, count: int) -> list[str]:
-    response = http.post(f"/api/util/msgs/{ispb}/{count}")
-    assert response.status_code == 201
-    ids: list[str] = response.json()["endToEndIds"]
-    return ids
 
 
 def test_start_returns_one_message_as_object(http: httpx.Client, ispb: str) -> None:
