@@ -26,15 +26,26 @@ from chalice.app import Chalice
 from chalice.cli.factory import CLIFactory
 from chalice.local import ChaliceRequestHandler, LocalDevServer, ThreadedHTTPServer
 
+from chalicelib.logs import use_json_logs
 from localdev.schema import PROJECT_DIR
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("localdev.access")
 
 REQUEST_QUEUE_SIZE = 1024
 
 
 class NoDelayRequestHandler(ChaliceRequestHandler):
     disable_nagle_algorithm = True
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The standard library writes a plain-text line to stderr; this one goes through
+        # logging, so it comes out as JSON like every other line.
+        status = int(code) if str(code).isdigit() else None
+        access_logger.info("%s %s %s", self.command, self.path, code, extra={"status": status})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        access_logger.warning(format, *args)
 
 
 class DeepQueueServer(ThreadedHTTPServer):
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     parser.add_argument("--stage", default="dev", help="Chalice stage in .chalice/config.json")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    use_json_logs()
     serve(args.host, args.port, args.stage)
 
 
