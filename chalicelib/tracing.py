@@ -1,7 +1,7 @@
 """AWS X-Ray tracing: one entity per request, long-poll attempt and store operation.
 
-Tracing is on in Lambda (``LAMBDA_TASK_ROOT`` is set) and off elsewhere, unless
-``PIX_TRACING`` says otherwise. When it is on, boto3's calls are traced too (the X-Ray SDK
+Tracing is on in Lambda (``LAMBDA_TASK_ROOT`` is set) and off elsewhere; ``PIX_TRACING``
+(on/off) overrides both. When it is on, boto3's calls are traced too (the X-Ray SDK
 patches botocore). In Lambda each request becomes a subsegment of the segment that Lambda
 opens for the invocation; elsewhere each request begins its own segment, which the SDK
 sends over UDP to the daemon at ``AWS_XRAY_DAEMON_ADDRESS`` (127.0.0.1:2000 by default).
@@ -51,8 +51,8 @@ _NO_TRACE: AbstractContextManager[Span] = nullcontext(NO_SPAN)
 class Tracer:
     """Open spans on an X-Ray recorder, or do nothing when `recorder` is None.
 
-    With `own_segments`, a request begins and ends its own segment (a local server);
-    otherwise it is a subsegment of the segment that is already open (Lambda).
+    With `own_segments`, as on a local server, each request begins and ends its own segment.
+    Without it, as in Lambda, a request is a subsegment of the segment that is already open.
     """
 
     def __init__(self, recorder: Any = None, own_segments: bool = False) -> None:

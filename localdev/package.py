@@ -5,8 +5,8 @@ the DynamoDB table and wire the functions to it. Chalice takes a single `--merge
 so this module first merges infra/table.json and infra/functions.json into one, with the
 same deep merge that Chalice applies (later files win).
 
-Packaging needs no AWS account: the environment gets a region and placeholder credentials,
-and botocore is told not to look for credentials anywhere else.
+Packaging needs no AWS account. Chalice runs with a region and placeholder credentials, and
+with settings that keep botocore from looking for credentials anywhere else.
 """
 
 import argparse
