@@ -1,12 +1,15 @@
 """X-Ray traces of requests, recorded in memory: what they contain and what they leave out.
 
-The app runs in this process through Chalice's test client, on DynamoDB Local.
+The app runs in this process through Chalice's test client, on DynamoDB Local; the last
+test runs a local server with tracing on and reads what it sends to a stand-in daemon.
 """
 
 import json
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from aws_xray_sdk.core.recorder import AWSXRayRecorder
 from chalice.test import Client
@@ -17,6 +20,7 @@ from chalicelib.config import Settings
 from chalicelib.runtime import Runtime, build_runtime, reset_runtime
 from localdev.dynamodb_local import local_client
 from localdev.schema import PROJECT_DIR
+from tests.integration.conftest import ApiServer
 
 MULTIPART = {"Accept": "multipart/json"}
 
@@ -178,3 +182,37 @@ def test_configure_patches_botocore_only_when_tracing() -> None:
     assert in_lambda.enabled
     assert not switched_off.enabled
     assert patched == [("botocore",)]
+
+
+def test_local_server_sends_segments_to_daemon(
+    start_server: Callable[..., ApiServer], ispb: str
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        daemon.settimeout(5)
+        address = f"127.0.0.1:{daemon.getsockname()[1]}"
+        server = start_server(PIX_TRACING="on", AWS_XRAY_DAEMON_ADDRESS=address)
+        with httpx.Client(base_url=server.base_url, timeout=30) as http:
+            assert http.post(f"/api/util/msgs/{ispb}/2").status_code == 201
+            reply = http.get(f"/api/pix/{ispb}/stream/start")
+        server.stop()
+
+        datagrams: list[str] = []
+        segments: list[dict[str, Any]] = []
+        while not any(s["name"] == "StartStream" for s in segments):
+            datagrams.append(daemon.recv(65536).decode())
+            header, body = datagrams[-1].split("\n", 1)
+            assert json.loads(header) == {"format": "json", "version": 1}
+            segments.append(json.loads(body))
+
+    message = reply.json()
+    start = next(s for s in segments if s["name"] == "StartStream")
+    names = {child["name"] for child in walk(start)}
+    text = "\n".join(datagrams + [json.dumps(s, ensure_ascii=False) for s in segments])
+    assert reply.status_code == 200
+    assert start["annotations"]["ispb"] == ispb
+    assert {"LongPollAttempt", "PixStore.ClaimMessages", "dynamodb"} <= names
+    assert "CreateMessages" in {s["name"] for s in segments}
+    assert message["pagador"]["nome"] not in text
+    assert message["pagador"]["cpfCnpj"] not in text
+    assert message["recebedor"]["nome"] not in text
