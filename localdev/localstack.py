@@ -70,6 +70,10 @@ class StatePaths:
         self.venv_python = self.venv / "bin" / "python"
         self.requirements_stamp = self.venv / "requirements.sha256"
         self.filesystem_root = base / "root"
+        # LocalStack's var_libs directory, where its package installers look first.
+        self.var_lib = self.filesystem_root / "var" / "lib" / "localstack"
+        self.dynamodb_local_dir = self.var_lib / "lib" / "dynamodb-local" / "2"
+        self.agent_jar = self.dynamodb_local_dir / "ddb-local-loader-0.1.jar"
         self.pid_file = base / "localstack.pid"
         self.compose_marker = base / "compose.up"
         self.log_file = base / "localstack.log"
@@ -124,18 +128,22 @@ def process_arguments(pid: int) -> str | None:
     return arguments.strip()
 
 
-def descendant_pids(pid: int) -> list[int]:
-    """List every descendant of `pid`, including those that started their own session.
-
-    LocalStack starts DynamoDB Local in a new process group, so signalling LocalStack's
-    group alone would leave the Java process behind if LocalStack died without cleaning up.
-    """
-    table = subprocess.run(
-        ["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True, check=True
+def process_table() -> list[tuple[int, int, str]]:
+    """Return (pid, parent pid, command line) for every process."""
+    output = subprocess.run(
+        ["ps", "-A", "-o", "pid=,ppid=,args="], capture_output=True, text=True, check=True
     ).stdout
+    table: list[tuple[int, int, str]] = []
+    for line in output.splitlines():
+        pid, parent, *arguments = line.split(None, 2)
+        table.append((int(pid), int(parent), arguments[0] if arguments else ""))
+    return table
+
+
+def descendant_pids(pid: int, table: list[tuple[int, int, str]]) -> list[int]:
+    """List every descendant of `pid`, including those that started their own session."""
     children: dict[int, list[int]] = {}
-    for line in table.splitlines():
-        child, parent = (int(field) for field in line.split())
+    for child, parent, _ in table:
         children.setdefault(parent, []).append(child)
     found: list[int] = []
     pending = list(children.get(pid, []))
@@ -144,6 +152,16 @@ def descendant_pids(pid: int) -> list[int]:
         found.append(current)
         pending.extend(children.get(current, []))
     return found
+
+
+def send_signal(pid: int, signal_number: int, group: bool = False) -> None:
+    try:
+        if group:
+            os.killpg(pid, signal_number)
+        else:
+            os.kill(pid, signal_number)
+    except ProcessLookupError:
+        return
 
 
 def wait_for_exit(pids: list[int], timeout: float) -> list[int]:
@@ -156,24 +174,29 @@ def wait_for_exit(pids: list[int], timeout: float) -> list[int]:
     return running
 
 
-def terminate_process_tree(pid: int) -> None:
-    """Stop the process group led by `pid` and every descendant of `pid`.
+def terminate_localstack(leader: int | None, agent_jar: Path) -> None:
+    """Stop LocalStack's process group and every DynamoDB Local that it started.
 
-    SIGTERM first, which lets LocalStack stop DynamoDB Local itself, then SIGKILL for
-    whatever still runs after STOP_GRACE_S seconds.
+    SIGTERM to the group lets LocalStack stop DynamoDB Local itself, which runs in a process
+    group of its own. A LocalStack that exits on an error leaves that Java process running
+    without a parent, so Java processes started with `-javaagent:<agent_jar>` and not below
+    `leader` get SIGTERM directly. Whatever still runs after STOP_GRACE_S seconds gets SIGKILL.
     """
-    targets = [pid, *descendant_pids(pid)]
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    table = process_table()
+    descendants = descendant_pids(leader, table) if leader is not None else []
+    marker = f"-javaagent:{agent_jar}"
+    strays = [pid for pid, _, args in table if marker in args and pid not in descendants]
+    targets = [*descendants, *strays]
+    if leader is not None:
+        targets.append(leader)
+        send_signal(leader, signal.SIGTERM, group=True)
+    for stray in strays:
+        logger.warning("stopping DynamoDB Local (pid %d) left behind by a LocalStack", stray)
+        send_signal(stray, signal.SIGTERM)
     remaining = wait_for_exit(targets, STOP_GRACE_S)
     for target in remaining:
         logger.warning("pid %d did not exit after SIGTERM; sending SIGKILL", target)
-        try:
-            os.kill(target, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
+        send_signal(target, signal.SIGKILL)
     still_running = wait_for_exit(remaining, 5.0)
     if still_running:
         logger.error("pids %s are still running after SIGKILL", still_running)
@@ -486,22 +509,19 @@ def link_java(jdk: Jdk, link: Path) -> None:
     link.symlink_to(jdk.home, target_is_directory=True)
 
 
-def prepare_filesystem_root(root: Path, dynamodb_local_dir: Path, jdk: Jdk) -> None:
+def prepare_filesystem_root(paths: StatePaths, dynamodb_local_dir: Path, jdk: Jdk) -> None:
     """Place what LocalStack's DynamoDB provider would download at first use.
 
     The provider skips its download when lib/dynamodb-local/2/ contains DynamoDBLocal.jar and
     ddb-local-loader-0.1.jar, and lib/java/21 contains bin/java. Java 17 runs DynamoDB Local 3.
     """
-    var_lib = root / "var" / "lib" / "localstack"
-    ddb_dir = var_lib / "lib" / "dynamodb-local" / "2"
-    java_dir = var_lib / "lib" / "java"
-    cache_dir = var_lib / "cache"
-    for directory in (ddb_dir, java_dir, cache_dir):
+    java_dir = paths.var_lib / "lib" / "java"
+    cache_dir = paths.var_lib / "cache"
+    for directory in (paths.dynamodb_local_dir, java_dir, cache_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    copy_dynamodb_local(dynamodb_local_dir, ddb_dir)
-    agent = ddb_dir / "ddb-local-loader-0.1.jar"
-    if not agent.exists():
-        build_empty_agent(jdk, agent)
+    copy_dynamodb_local(dynamodb_local_dir, paths.dynamodb_local_dir)
+    if not paths.agent_jar.exists():
+        build_empty_agent(jdk, paths.agent_jar)
     certificate = cache_dir / "server.test.pem"
     if not certificate.exists():
         write_self_signed_certificate(certificate)
@@ -542,7 +562,7 @@ def prepare_host(paths: StatePaths, options: argparse.Namespace) -> Path:
     dynamodb_local_dir = find_dynamodb_local_dir(options.dynamodb_local_dir)
     jdk = find_jdk()
     venv_python = ensure_venv(paths, find_python(options.python))
-    prepare_filesystem_root(paths.filesystem_root, dynamodb_local_dir, jdk)
+    prepare_filesystem_root(paths, dynamodb_local_dir, jdk)
     return venv_python
 
 
@@ -565,7 +585,7 @@ def start_host(paths: StatePaths, options: argparse.Namespace) -> str:
     try:
         wait_until_running(options.port, options.timeout, process)
     except LocalStackCommandError as error:
-        terminate_process_tree(process.pid)
+        terminate_localstack(process.pid, paths.agent_jar)
         process.wait()
         paths.pid_file.unlink(missing_ok=True)
         log_tail = last_lines(paths.log_file.read_text(errors="replace"), 30)
@@ -657,10 +677,11 @@ def command_stop(paths: StatePaths, options: argparse.Namespace) -> int:
     pid = running_host_pid(paths)
     if pid is not None:
         logger.info("stopping LocalStack (pid %d, its process group and descendants)", pid)
-        terminate_process_tree(pid)
-        logger.info("LocalStack stopped")
     elif paths.pid_file.exists():
         logger.info("%s names no running LocalStack; removing it", paths.pid_file)
+    terminate_localstack(pid, paths.agent_jar)
+    if pid is not None:
+        logger.info("LocalStack stopped")
     paths.pid_file.unlink(missing_ok=True)
     if started_with_compose:
         try:
