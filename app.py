@@ -7,12 +7,18 @@ from collections.abc import Callable
 from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, Request
 
-from chalicelib import auth, docs, http, observability
+from chalicelib import auth, docs, http, logs, observability, tracing
 from chalicelib.errors import PixStreamError
 from chalicelib.runtime import auth_enabled, get_runtime, test_endpoints_enabled
-from chalicelib.streams import ReadResult
+from chalicelib.streams import ReadResult, parse_link_id
 
-app = Chalice(app_name="pix-stream")
+# Lambda's log lines are JSON from the start; the local server sets this up itself.
+if tracing.in_lambda():
+    logs.use_json_logs()
+tracing.configure()
+
+# Chalice's own handler on app.log writes plain text; its records go to the root logger.
+app = Chalice(app_name="pix-stream", configure_logs=False)
 app.log.setLevel(logging.INFO)
 logger = logging.getLogger("pix_stream.app")
 
@@ -74,16 +80,18 @@ def _handle(operation: str, ispb: str, view: Callable[[], Response]) -> Response
     Every request ends with one metrics line saying what it did.
     """
     record = observability.start_record(operation, ispb)
-    try:
-        response = view()
-    except PixStreamError as error:
-        response = http.error_response(error, get_runtime().settings.retry_after_seconds)
-    except Exception:
-        logger.exception("unhandled error in %s for ISPB %r", operation, ispb)
-        response = http.problem_response(
-            500, "internal-error", "Internal error", "the request failed; it can be retried"
-        )
-    record.status = response.status_code
+    with tracing.request(operation) as span:
+        try:
+            response = view()
+        except PixStreamError as error:
+            response = http.error_response(error, get_runtime().settings.retry_after_seconds)
+        except Exception:
+            logger.exception("unhandled error in %s for ISPB %r", operation, ispb)
+            response = http.problem_response(
+                500, "internal-error", "Internal error", "the request failed; it can be retried"
+            )
+        record.status = response.status_code
+        observability.annotate_trace(span, record)
     metrics.write(record)
     return response
 
@@ -110,11 +118,8 @@ def _read(operation: str, ispb: str, read: Callable[[str, int, float], ReadResul
 
 
 def _describe(result: ReadResult) -> None:
-    record = observability.current_record()
-    if record is not None:
-        record.stream = result.stream_id
-        record.link = result.link
-        record.messages = len(result.bodies)
+    observability.describe_link(result.stream_id, result.link)
+    observability.count("messages", len(result.bodies))
 
 
 @app.route("/api/pix/{ispb}/stream/start", methods=["GET"], authorizer=stream_authorizer)
@@ -125,6 +130,7 @@ def start_stream(ispb: str) -> Response:
 @app.route("/api/pix/{ispb}/stream/{interationId}", methods=["GET"], authorizer=stream_authorizer)
 def continue_stream(ispb: str, interationId: str) -> Response:  # the contract's spelling
     def read(ispb: str, batch: int, deadline: float) -> ReadResult:
+        observability.describe_link(*parse_link_id(ispb, interationId))
         return get_runtime().streams.read(ispb, interationId, batch, deadline)
 
     return _read("ReadStream", ispb, read)
@@ -139,6 +145,7 @@ def close_stream(ispb: str, interationId: str) -> Response:  # the contract's sp
     def view() -> Response:
         _check_access(granted_ispb, ispb)
         http.validate_ispb(ispb)
+        observability.describe_link(*parse_link_id(ispb, interationId))
         get_runtime().streams.close(ispb, interationId)
         return http.json_response({}, 200)
 
@@ -204,6 +211,8 @@ def swagger_ui_asset(asset: str) -> Response:
 def sweep_expired_streams(event: object) -> None:
     """End streams whose lease passed, so their slots and messages return without a start."""
     record = observability.start_record("SweepStreams")
-    freed = get_runtime().streams.sweep()
-    logger.info("sweep freed %d stream slots", freed)
+    with tracing.request("SweepStreams") as span:
+        freed = get_runtime().streams.sweep()
+        observability.annotate_trace(span, record)
+    logger.info("sweep freed %d stream slots", freed, extra={"freed": freed})
     metrics.write(record)

@@ -20,6 +20,8 @@ RETRY_AFTER_SECONDS = "PIX_RETRY_AFTER_SECONDS"
 TEST_ENDPOINTS = "PIX_TEST_ENDPOINTS"
 CLAIM_SPREAD = "PIX_CLAIM_SPREAD"
 AUTH = "PIX_AUTH"
+# X-Ray tracing: on/off. Unset means on in Lambda and off elsewhere (chalicelib/tracing.py).
+TRACING = "PIX_TRACING"
 
 # API Gateway ends every integration after 29 s and Chalice cannot raise that limit, so a
 # long poll must reply well before it, whatever PIX_WAIT_SECONDS says.
@@ -140,3 +142,11 @@ class _BoolParser:
 
 
 _parse_bool = _BoolParser()
+
+
+def parse_flag(name: str, raw: str) -> bool:
+    """Parse the on/off setting `name`; raise `SettingsError` naming it when `raw` is invalid."""
+    try:
+        return _parse_bool(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is invalid: {exc}") from exc

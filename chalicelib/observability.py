@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from chalicelib import capacity
 from chalicelib.capacity import CapacityMeter
+from chalicelib.tracing import Span
 
 NAMESPACE = "PixStream"
 
@@ -28,8 +29,11 @@ METRICS = (
     ("EmptyPolls", "Count", "empty_polls"),
     ("StreamLimitRejections", "Count", "limit_rejections"),
     ("StreamsExpired", "Count", "expired"),
-    # Unconfirmed messages of ended streams, returned to pending for another stream.
+    # Claimed but unconfirmed messages returned to pending: those of ended streams, and
+    # those of a read that a newer request on the same link replaced.
     ("MessagesReleased", "Count", "released"),
+    # Time spent in the long poll, from its first store query to its result or deadline.
+    ("WaitTime", "Milliseconds", "wait_ms"),
     ("Duration", "Milliseconds", "duration_ms"),
 )
 
@@ -49,6 +53,7 @@ class RequestRecord:
     limit_rejections: int = 0
     expired: int = 0
     released: int = 0
+    wait_ms: int = 0
     started: float = field(default_factory=time.monotonic)
     meter: CapacityMeter = field(default_factory=CapacityMeter)
 
@@ -130,5 +135,23 @@ def count(field_name: str, amount: int = 1) -> None:
         setattr(record, field_name, getattr(record, field_name) + amount)
 
 
+def describe_link(stream_id: str, link: int) -> None:
+    """Record which stream and link the current request is about, if one is being recorded."""
+    record = _current.get()
+    if record is not None:
+        record.stream = stream_id
+        record.link = link
+
+
 def current_record() -> RequestRecord | None:
     return _current.get()
+
+
+def annotate_trace(span: Span, record: RequestRecord) -> None:
+    """Copy a request's ids into trace annotations and its counts into trace metadata."""
+    span.annotate("ispb", record.ispb)
+    span.annotate("stream_id", record.stream)
+    span.annotate("status", record.status or None)
+    span.metadata("link", record.link)
+    for name, _, attribute in METRICS:
+        span.metadata(name, getattr(record, attribute))

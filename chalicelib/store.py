@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import capacity
+from chalicelib import capacity, tracing
 from chalicelib.errors import StoreUnavailable
 from chalicelib.messages import Message
 
@@ -201,21 +201,26 @@ class PixStore:
         return self._table
 
     @contextmanager
-    def _call(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except (ClientError, BotoCoreError) as exc:
-            code = _is_unavailable(exc)
-            if code is None:
-                raise
-            logger.warning("DynamoDB %s failed: %s", operation, code)
-            raise StoreUnavailable(operation, code) from exc
+    def _call(self, operation: str) -> Iterator[tracing.Span]:
+        """Trace one store operation and turn "try again later" errors into StoreUnavailable."""
+        with tracing.subsegment(f"PixStore.{operation}") as span:
+            try:
+                yield span
+            except (ClientError, BotoCoreError) as exc:
+                code = _is_unavailable(exc)
+                if code is None:
+                    raise
+                logger.warning("DynamoDB %s failed: %s", operation, code)
+                raise StoreUnavailable(operation, code) from exc
 
     def _request(self, operation: str, method: str, **kwargs: Any) -> dict[str, Any]:
-        with self._call(operation):
+        with self._call(operation) as span:
             response: dict[str, Any] = getattr(self._client, method)(
                 ReturnConsumedCapacity="TOTAL", **kwargs
             )
+            span.metadata("statements", len(kwargs.get("Statements", ())) or None)
+            span.metadata("count", response.get("Count"))
+            span.metadata("consumed_capacity", response.get("ConsumedCapacity"))
         capacity.record(operation, response)
         return response
 

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from chalicelib import observability
+from chalicelib import observability, tracing
 from chalicelib.config import Settings
 from chalicelib.errors import StoreUnavailable, StreamGone, StreamLimitReached, StreamNotFound
 from chalicelib.polling import LongPoll, PendingSignal
@@ -92,6 +92,7 @@ class StreamService:
         self._settings = settings
         self._signal = signal
         self._clock = clock
+        self._monotonic = monotonic
         self._poll = LongPoll(
             signal, settings.poll_min_seconds, settings.poll_max_seconds, clock=monotonic
         )
@@ -167,7 +168,7 @@ class StreamService:
             # to release because its process dies or the store keeps failing. Once a later
             # read confirms `link`, such a message is neither pending nor delivered until
             # its TTL deletes it.
-            self._release_read(before, link)
+            observability.count("released", self._release_read(before, link))
         return self._poll_read(ispb, stream_id, link, attempt, before.slot, batch_size, deadline)
 
     def _refused_read(
@@ -234,9 +235,16 @@ class StreamService:
         deadline: float,
     ) -> ReadResult:
         def claim_once() -> list[QueueEntry] | None:
-            return self._claim(ispb, stream_id, link, attempt, slot, batch_size)
+            with tracing.subsegment("LongPollAttempt") as span:
+                span.annotate("ispb", ispb)
+                span.annotate("stream_id", stream_id)
+                claimed = self._claim(ispb, stream_id, link, attempt, slot, batch_size)
+                span.metadata("claimed", len(claimed or ()))
+                return claimed
 
+        began = self._monotonic()
         claimed, polls = self._poll.run(ispb, deadline, claim_once)
+        observability.count("wait_ms", round((self._monotonic() - began) * 1000))
         observability.count("polls", polls)
         observability.count("empty_polls", polls - (1 if claimed else 0))
         if not claimed:
@@ -246,7 +254,7 @@ class StreamService:
         if not committed.applied and not _committed_by(committed.item, attempt, link):
             # Another request took over this link, or the stream ended meanwhile: give
             # the messages back, since this reply will never be confirmed.
-            self._store.release(ispb, stream_id, claimed)
+            observability.count("released", self._store.release(ispb, stream_id, claimed))
             raise StreamGone(make_link_id(stream_id, link), _superseded_reason(committed.item))
         return ReadResult(
             ispb, stream_id, link + 1, tuple(e.body for e in claimed), ids, polls=polls

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from chalicelib.config import Settings
+from chalicelib.logs import use_json_logs
 from localdev.dynamodb_local import LOCAL_CREDENTIALS, LOCAL_REGION, DynamoDBLocal, local_client
 from localdev.schema import PROJECT_DIR, create_table
 from localdev.server import serve
@@ -37,7 +38,7 @@ def main() -> None:
         help="port for DynamoDB Local",
     )
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    use_json_logs()
 
     table = Settings.from_env().table_name
     existing = os.environ.get(ENDPOINT_VARIABLE)

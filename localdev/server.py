@@ -36,10 +36,12 @@ from chalice.local import (
     ThreadedHTTPServer,
 )
 
+from chalicelib.logs import use_json_logs
 from localdev import gateway
 from localdev.schema import PROJECT_DIR
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("localdev.access")
 
 REQUEST_QUEUE_SIZE = 1024
 # Overrides the stage's minimum_compression_size for the local server (bytes; "off" disables).
@@ -98,6 +100,15 @@ class GatewayRequestHandler(ChaliceRequestHandler):
 
     # chalice local binds these to its own _generic_handle; rebind them to the one above.
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # The standard library writes a plain-text line to stderr; this one goes through
+        # logging, so it comes out as JSON like every other line.
+        status = int(code) if str(code).isdigit() else None
+        access_logger.info("%s %s %s", self.command, self.path, code, extra={"status": status})
+
+    def log_message(self, format: str, *args: Any) -> None:
+        access_logger.warning(format, *args)
 
     def _send_error_response(self, error: LocalGatewayException) -> None:
         if not self._send_gateway_response(_gateway_response_type(error), error.headers):
@@ -207,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     parser.add_argument("--stage", default="dev", help="Chalice stage in .chalice/config.json")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    use_json_logs()
     serve(args.host, args.port, args.stage)
 
 

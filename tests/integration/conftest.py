@@ -187,7 +187,7 @@ def issue_api_key(dynamodb_endpoint: str, ispb: str) -> str:
 def prod_server(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) -> ApiServer:
     """A server of the prod stage: API keys required, no test-message routes."""
     create_table(local_client(dynamodb_endpoint), PROD_TABLE)
-    return start_server(stage="prod")
+    return start_server(stage="prod", PIX_TABLE_NAME=PROD_TABLE)
 
 
 @pytest.fixture
