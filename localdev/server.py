@@ -105,7 +105,10 @@ class GatewayRequestHandler(ChaliceRequestHandler):
         # The standard library writes a plain-text line to stderr; this one goes through
         # logging, so it comes out as JSON like every other line.
         status = int(code) if str(code).isdigit() else None
-        access_logger.info("%s %s %s", self.command, self.path, code, extra={"status": status})
+        # A request line that failed to parse leaves command and path unset.
+        command = getattr(self, "command", None) or "-"
+        path = getattr(self, "path", None) or "-"
+        access_logger.info("%s %s %s", command, path, code, extra={"status": status})
 
     def log_message(self, format: str, *args: Any) -> None:
         access_logger.warning(format, *args)

@@ -31,7 +31,7 @@ from localdev.schema import PROJECT_DIR, create_table
 pytestmark = pytest.mark.integration
 
 E2E_ENDPOINT_VARIABLE = "PIX_E2E_DYNAMODB_ENDPOINT"
-# The prod stage in .chalice/config.json sets this table name, which beats the environment.
+# Table of the prod-stage test server, apart from the dev servers' table.
 PROD_TABLE = "pix-stream"
 
 # Settings of the shared server: short enough for a fast suite, with the lease well above

@@ -77,12 +77,12 @@ def in_process_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], 
     """
     recorded: list[int] = []
 
-    class RecordingHandler(local_server.NoDelayRequestHandler):
+    class RecordingHandler(local_server.GatewayRequestHandler):
         def setup(self) -> None:
             super().setup()
             recorded.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
-    monkeypatch.setattr(local_server, "NoDelayRequestHandler", RecordingHandler)
+    monkeypatch.setattr(local_server, "GatewayRequestHandler", RecordingHandler)
     port = free_port()
     served = local_server.create_server("127.0.0.1", port, "dev")
     thread = threading.Thread(target=served.server.serve_forever, daemon=True)

@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib import http
 from chalicelib.errors import (
+    AccessDenied,
     InvalidFormat,
     InvalidIspb,
     InvalidNumber,
@@ -15,6 +16,7 @@ from chalicelib.errors import (
     StreamGone,
     StreamLimitReached,
     StreamNotFound,
+    Unauthenticated,
 )
 from chalicelib.streams import ReadResult
 
@@ -185,6 +187,8 @@ ERRORS: list[tuple[PixStreamError, int, str, str]] = [
     (StreamGone("abc-2", "the stream was closed"), 410, "stream-gone", "'abc-2'"),
     (StreamLimitReached("12345678", 6), 429, "stream-limit-reached", "12345678"),
     (StoreUnavailable("Query", "ThrottlingException"), 503, "store-unavailable", "Throttling"),
+    (Unauthenticated(), 401, "unauthenticated", "Authorization"),
+    (AccessDenied("12345678"), 403, "access-denied", "'12345678'"),
 ]
 
 
