@@ -233,7 +233,10 @@ class PixStore:
         for start in range(0, len(statements), PARTIQL_BATCH_LIMIT):
             chunk = statements[start : start + PARTIQL_BATCH_LIMIT]
             response = self._request(operation, "batch_execute_statement", Statements=chunk)
-            results.extend(response["Responses"])
+            responses = response["Responses"]
+            failed = sum(1 for r in responses if "Error" in r)
+            capacity.record_statements(operation, len(chunk), failed)
+            results.extend(responses)
         unavailable = [
             r["Error"]["Code"]
             for r in results
