@@ -1,0 +1,205 @@
+"""The benchmark scenarios. Each uses ISPBs of its own and returns its figures as a dict.
+
+Every scenario also returns `ispbs` (to pick its requests out of the server's metric lines)
+and a `correctness` part: duplicates, missing and unexpected messages, all of which must be 0.
+"""
+
+import asyncio
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.load import (
+    MAX_CREATE,
+    Collector,
+    Ledger,
+    create_messages,
+    http_client,
+    produce_steadily,
+    random_ispbs,
+    wait_for,
+)
+
+# Concurrent create requests while preloading: two keep the store busy without starving it.
+PRELOAD_CONCURRENCY = 2
+# Seconds the collectors get to open their streams before a scenario starts measuring.
+SETTLE_SECONDS = 1.0
+# Seconds allowed, after the last create, for every message to arrive.
+ARRIVAL_TIMEOUT_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Scenario sizes; the defaults are those of `make bench`."""
+
+    drain_messages: int = 10_000
+    collectors: int = 6
+    latency_rate: float = 20.0
+    latency_seconds: float = 30.0
+    scale_ispbs: int = 50
+    scale_idle_seconds: float = 20.0
+    scale_rate: float = 10.0
+    scale_seconds: float = 10.0
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def correctness(ledger: Ledger) -> dict[str, int]:
+    return {
+        "created": len(ledger.created),
+        "delivered": len(ledger.deliveries),
+        "duplicates": ledger.duplicates,
+        "missing": ledger.missing,
+        "unexpected": ledger.unexpected,
+    }
+
+
+def latency_summary(ledger: Ledger) -> dict[str, float]:
+    """Latency percentiles in milliseconds."""
+    values = [v * 1000 for v in ledger.latencies()]
+    return {
+        "count": len(values),
+        "p50_ms": round(percentile(values, 0.50), 1),
+        "p95_ms": round(percentile(values, 0.95), 1),
+        "p99_ms": round(percentile(values, 0.99), 1),
+        "max_ms": round(values[-1], 1) if values else math.nan,
+        "mean_ms": round(statistics.fmean(values), 1) if values else math.nan,
+    }
+
+
+def mean_body_bytes(ledger: Ledger) -> float:
+    return statistics.fmean(ledger.body_bytes) if ledger.body_bytes else 0.0
+
+
+async def _run_collectors(
+    base_url: str, ispbs: list[str], per_ispb: int, ledger: Ledger
+) -> tuple[asyncio.Event, asyncio.Future[list[Any]], Any]:
+    client = http_client(base_url, len(ispbs) * per_ispb + 8)
+    stop = asyncio.Event()
+    collectors = [Collector(client, ispb, ledger) for ispb in ispbs for _ in range(per_ispb)]
+    tasks = asyncio.gather(*(collector.run(stop) for collector in collectors))
+    return stop, tasks, client
+
+
+async def _stop_collectors(
+    stop: asyncio.Event, tasks: asyncio.Future[list[Any]], client: Any
+) -> None:
+    stop.set()
+    await tasks
+    await client.aclose()
+
+
+async def drain(base_url: str, sizes: Sizes) -> dict[str, Any]:
+    """Preload one ISPB, then measure how fast `collectors` multipart streams empty it."""
+    ispbs = random_ispbs(1)
+    ledger = Ledger(expected=sizes.drain_messages)
+    preload_began = time.monotonic()
+    async with http_client(base_url, PRELOAD_CONCURRENCY + 2) as client:
+        requests = math.ceil(sizes.drain_messages / MAX_CREATE)
+        counts = [MAX_CREATE] * (requests - 1) + [
+            sizes.drain_messages - MAX_CREATE * (requests - 1)
+        ]
+        gate = asyncio.Semaphore(PRELOAD_CONCURRENCY)
+
+        async def create(count: int) -> None:
+            async with gate:
+                await create_messages(client, ispbs[0], count, ledger)
+
+        await asyncio.gather(*(create(count) for count in counts))
+    preload_seconds = time.monotonic() - preload_began
+
+    began = time.monotonic()
+    stop, tasks, client = await _run_collectors(base_url, ispbs, sizes.collectors, ledger)
+    drained = await wait_for(ledger.complete, 30 + sizes.drain_messages / 100)
+    await _stop_collectors(stop, tasks, client)
+
+    times = [received - began for _, received in ledger.deliveries]
+    seconds = max(times) if times else math.nan
+    replies = [p for p in ledger.polls if p.status == 200]
+    return {
+        "ispbs": ispbs,
+        "messages": sizes.drain_messages,
+        "collectors": sizes.collectors,
+        "drained": drained,
+        "preload_seconds": round(preload_seconds, 2),
+        "preload_messages_per_second": round(sizes.drain_messages / preload_seconds, 1),
+        "seconds": round(seconds, 2),
+        "messages_per_second": round(len(ledger.received) / seconds, 1),
+        "replies": len(replies),
+        "mean_batch": round(statistics.fmean(p.messages for p in replies), 2) if replies else 0,
+        "mean_body_bytes": round(mean_body_bytes(ledger), 1),
+        "errors": dict(ledger.errors),
+        "correctness": correctness(ledger),
+        "series": {"receipt_seconds": sorted(times)},
+    }
+
+
+async def latency(collector_url: str, producer_url: str, sizes: Sizes) -> dict[str, Any]:
+    """Measure create-to-receipt time at a steady rate with `collectors` streams waiting."""
+    ispbs = random_ispbs(1)
+    expected = round(sizes.latency_rate * sizes.latency_seconds)
+    ledger = Ledger(expected=expected)
+    stop, tasks, client = await _run_collectors(collector_url, ispbs, sizes.collectors, ledger)
+    await asyncio.sleep(SETTLE_SECONDS)
+    async with http_client(producer_url, 64) as producer:
+        await produce_steadily(producer, ispbs, sizes.latency_rate, sizes.latency_seconds, ledger)
+    arrived = await wait_for(ledger.complete, ARRIVAL_TIMEOUT_SECONDS)
+    await _stop_collectors(stop, tasks, client)
+    return {
+        "ispbs": ispbs,
+        "rate_per_second": sizes.latency_rate,
+        "seconds": sizes.latency_seconds,
+        "collectors": sizes.collectors,
+        "same_process": collector_url == producer_url,
+        "all_arrived": arrived,
+        "latency": latency_summary(ledger),
+        "errors": dict(ledger.errors),
+        "correctness": correctness(ledger),
+        "series": {"latency_ms": [v * 1000 for v in ledger.latencies()]},
+    }
+
+
+async def scale(collector_url: str, producer_url: str, sizes: Sizes) -> dict[str, Any]:
+    """Hold `scale_ispbs` x `collectors` idle long polls, then deliver messages to them."""
+    ispbs = random_ispbs(sizes.scale_ispbs)
+    expected = round(sizes.scale_rate * sizes.scale_seconds)
+    ledger = Ledger(expected=expected)
+    stop, tasks, client = await _run_collectors(collector_url, ispbs, sizes.collectors, ledger)
+    await asyncio.sleep(sizes.scale_idle_seconds)
+    async with http_client(producer_url, 64) as producer:
+        await produce_steadily(producer, ispbs, sizes.scale_rate, sizes.scale_seconds, ledger)
+    arrived = await wait_for(ledger.complete, ARRIVAL_TIMEOUT_SECONDS)
+    await _stop_collectors(stop, tasks, client)
+
+    empty = sorted(p.duration for p in ledger.polls if p.status == 204)
+    return {
+        "ispbs": ispbs,
+        "streams": sizes.scale_ispbs * sizes.collectors,
+        "idle_seconds": sizes.scale_idle_seconds,
+        "rate_per_second": sizes.scale_rate,
+        "seconds": sizes.scale_seconds,
+        "same_process": collector_url == producer_url,
+        "all_arrived": arrived,
+        "empty_polls": {
+            "count": len(empty),
+            "p50_s": round(percentile(empty, 0.50), 3),
+            "p99_s": round(percentile(empty, 0.99), 3),
+            "max_s": round(empty[-1], 3) if empty else math.nan,
+            "over_8_5_s": sum(1 for d in empty if d > 8.5),
+        },
+        "latency": latency_summary(ledger),
+        "errors": dict(ledger.errors),
+        "correctness": correctness(ledger),
+        "series": {
+            "empty_poll_seconds": empty,
+            "latency_ms": [v * 1000 for v in ledger.latencies()],
+        },
+    }
