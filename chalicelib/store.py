@@ -9,6 +9,8 @@ Items, by partition key:
 - ``STREAM#<id>``: one stream: its newest link number, the last read it confirmed, its lease,
   and the messages of its newest read. Open streams also appear in the ``open-streams`` index.
 - ``ISPB#<ispb>``: the number of open streams of that ISPB, the counter behind the limit.
+- ``SLOTS#<ispb>``: the number of that ISPB's streams that take part in claim spreading,
+  counted up before a start and down when a start fails or a stream ends.
 
 Every state change is a conditional write; nothing is read, checked, then written.
 """
@@ -75,6 +77,12 @@ def stream_key(stream_id: str) -> str:
 
 def counter_key(ispb: str) -> str:
     return f"ISPB#{ispb}"
+
+
+def slots_key(ispb: str) -> str:
+    # Apart from the ISPB#<ispb> counter: DynamoDB fails a plain write to an item that a
+    # running transaction holds, and that counter is only written in transactions.
+    return f"SLOTS#{ispb}"
 
 
 def pending_queue(ispb: str) -> str:
@@ -622,6 +630,14 @@ class PixStore:
                     "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
                 }
             },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": slots_key(stream.ispb)}},
+                    "UpdateExpression": "ADD claimants :minus_one",
+                    "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
+                }
+            },
         ]
         return self._transact("EndStream", items)
 
@@ -662,6 +678,19 @@ class PixStore:
             if last is None:
                 return ids
             kwargs["ExclusiveStartKey"] = last
+
+    def add_claimants(self, ispb: str, delta: int) -> int:
+        """Add `delta` to the ISPB's claim-spreading count and return the new count."""
+        response = self._request(
+            "CountClaimants",
+            "update_item",
+            TableName=self._table,
+            Key={"pk": {"S": slots_key(ispb)}},
+            UpdateExpression="ADD claimants :delta",
+            ExpressionAttributeValues={":delta": {"N": str(delta)}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["claimants"]["N"])
 
     def open_stream_count(self, ispb: str) -> int:
         response = self._request(

@@ -105,17 +105,19 @@ class StreamService:
         """Open a stream for `ispb` and run its first read; raise if the ISPB is full."""
         stream_id = secrets.token_hex(16)
         attempt = secrets.token_hex(8)
-        open_count = self._store.open_stream_count(ispb)
-        # The slot only spreads claims: two streams that share a slot still never share a
-        # message, they just race for the same candidates.
-        slot = open_count % self._settings.claim_spread
-        opened = open_count < self._settings.stream_limit and self._try_open(
-            ispb, stream_id, attempt, slot
-        )
+        # Streams started at the same moment get different counts, so they claim from
+        # different windows, and a stream alone gets slot 0, the oldest messages. The slot
+        # only spreads claims: two streams that share one still never share a message.
+        # NOTE: a process that dies between this count and the open leaves the count one
+        # too high until streams end; that only shifts slots.
+        claimants = self._store.add_claimants(ispb, 1)
+        slot = (claimants - 1) % self._settings.claim_spread
+        opened = self._try_open(ispb, stream_id, attempt, slot)
         # Expired streams may still hold slots: free them, then try once more.
         if not opened and not (
             self.reap_ispb(ispb) and self._try_open(ispb, stream_id, attempt, slot)
         ):
+            self._store.add_claimants(ispb, -1)
             observability.count("limit_rejections")
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
