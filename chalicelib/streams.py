@@ -237,7 +237,7 @@ class StreamService:
             won = self._store.claim(ispb, window, stream_id, link, attempt)
             if len(pending) > len(won):
                 # Others of this ISPB may be waiting for what this read left behind.
-                self._signal.notify(ispb)
+                self._signal.notify(ispb, waiters=len(pending) - len(won))
             if won:
                 return [
                     replace(e, claim=attempt, queue_sort=claimed_sort(link, e.queue_sort))
