@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import costs, report
-from bench.scenarios import Sizes, drain, latency, scale
+from bench.scenarios import Sizes, drain, latency, scale, warm_up
 from bench.stack import BenchStack
 
 logger = logging.getLogger("bench")
@@ -137,6 +137,8 @@ async def run_scenarios(
     names: list[str], collector_url: str, producer_url: str, sizes: Sizes
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
+    logger.info("warming up")
+    await warm_up(collector_url, producer_url)
     for name in names:
         logger.info("scenario %s: starting", name)
         began = time.monotonic()
@@ -180,50 +182,58 @@ def machine() -> dict[str, Any]:
     return report.machine_description(platform.python_version())
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
-    stack = None
+def measure(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], list[Path]]:
+    """Run the scenarios on --base-url or on a private stack; return results and server logs."""
     if args.base_url:
-        collector_url = args.base_url
         producer_url = args.producer_url or args.base_url
-        log_paths = list(args.server_log)
-    else:
-        settings = dict(item.split("=", 1) for item in args.server_env)
-        stack = BenchStack(args.run_dir, settings)
-        stack.__enter__()
+        results = asyncio.run(
+            run_scenarios(args.scenario_names, args.base_url, producer_url, args.sizes)
+        )
+        return results, list(args.server_log)
+
+    settings = dict(item.split("=", 1) for item in args.server_env)
+    with BenchStack(args.run_dir, settings) as stack:
         collector_url = stack.servers[0].base_url
-        producer_url = stack.servers[1].base_url
-        log_paths = stack.log_paths
-    try:
+        producer_url = args.producer_url or stack.servers[1].base_url
         results = asyncio.run(
             run_scenarios(args.scenario_names, collector_url, producer_url, args.sizes)
         )
-    finally:
-        if stack is not None:
-            stack.stop()
-    if log_paths:
-        add_costs(results, log_paths)
-    document = {
-        "command": command,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": machine(),
-        "scenarios": results,
-    }
-    problems = failures(results)
-    document["passed"] = not problems
-    table = report.markdown_table(results)
+    return results, stack.log_paths
+
+
+def write_outputs(args: argparse.Namespace, document: dict[str, Any]) -> None:
+    table = report.markdown_table(document["scenarios"])
     print(table)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(report.without_series(document), indent=2, default=str) + "\n"
-        )
+        text = json.dumps(report.without_series(document), indent=2, default=str)
+        args.json.write_text(text + "\n")
     if args.markdown:
         args.markdown.write_text(table + "\n")
     if args.docs:
         report.write_page(args.docs, document)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request at INFO, which would flood the output and load the client.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+    results, log_paths = measure(args)
+    if log_paths:
+        add_costs(results, log_paths)
+
+    problems = failures(results)
+    document = {
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": machine(),
+        "passed": not problems,
+        "scenarios": results,
+    }
+    write_outputs(args, document)
     for problem in problems:
         logger.error("correctness check failed: %s", problem)
     return 1 if problems else 0

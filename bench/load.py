@@ -32,7 +32,7 @@ class Poll:
 
 @dataclass
 class Ledger:
-    """What one scenario created and what its collectors received."""
+    """Messages one scenario created and received, with its collectors' polls and errors."""
 
     created: dict[str, float] = field(default_factory=dict)
     deliveries: list[tuple[str, float]] = field(default_factory=list)
@@ -106,7 +106,7 @@ async def create_messages(client: httpx.AsyncClient, ispb: str, count: int, ledg
             continue
         if response.status_code != 201:
             ledger.errors[f"create {response.status_code}"] += 1
-            await asyncio.sleep(ERROR_PAUSE_SECONDS)
+            await asyncio.sleep(float(response.headers.get("retry-after", ERROR_PAUSE_SECONDS)))
             continue
         ledger.add_created(response.json()["endToEndIds"], sent)
         count -= number
@@ -133,7 +133,7 @@ async def produce_steadily(
 
 
 class Collector:
-    """One PSP stream: start, follow Pull-Next until told to stop, then DELETE the last link."""
+    """One PSP stream: start, follow Pull-Next until `stop` is set, then DELETE the last link."""
 
     def __init__(self, client: httpx.AsyncClient, ispb: str, ledger: Ledger) -> None:
         self._client = client
@@ -177,7 +177,7 @@ class Collector:
             self._ledger.deliver(messages, len(response.content), now)
             return
         self._ledger.errors[f"read {status}"] += 1
-        if status == 429:
+        if status in (429, 503):
             await asyncio.sleep(float(response.headers.get("retry-after", "1")))
         elif status in (404, 410):
             self._link = None

@@ -267,7 +267,7 @@ def _plot_polls(axis: Any, results: dict[str, dict[str, Any]]) -> bool:
 
 
 def without_series(document: dict[str, Any]) -> dict[str, Any]:
-    """The document without the raw series, which only the plots need."""
+    """Return the document without the raw series, which only the plots need."""
     scenarios = {
         name: {k: v for k, v in result.items() if k != "series"}
         for name, result in document["scenarios"].items()

@@ -82,9 +82,9 @@ class ServerProcess:
 class BenchStack:
     """DynamoDB Local, a fresh table and `server_count` API servers sharing it.
 
-    The first server serves the collectors. A second one, when started, stands in for
-    another Lambda instance: messages created through it reach the first server's waiting
-    streams only through the store, as they would on AWS.
+    The first server serves the collectors. The second plays another Lambda instance:
+    messages created through it reach the first server's waiting streams only through the
+    store, as they would on AWS.
     """
 
     def __init__(self, run_dir: Path, settings: dict[str, str], server_count: int = 2) -> None:
