@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import costs, report
-from bench.scenarios import Sizes, drain, latency, scale, warm_up
+from bench.scenarios import Sizes, drain, latency, percentile, scale, warm_up
 from bench.stack import BenchStack
 
 logger = logging.getLogger("bench")
@@ -161,6 +161,12 @@ def add_costs(results: dict[str, dict[str, Any]], log_paths: list[Path]) -> None
     model = costs.PricingModel(body_bytes=max(body_sizes, default=700.0))
     for result in results.values():
         result["costs"] = costs.scenario_costs(lines, result["ispbs"], model)
+        server_polls = result["costs"].pop("server_empty_poll_seconds")
+        if "empty_polls" in result and server_polls:
+            # The client's figures include the time a request waits for the client's and
+            # the server's threads; the server's start when the handler runs.
+            result["empty_polls"]["server_p99_s"] = round(percentile(server_polls, 0.99), 3)
+            result["empty_polls"]["server_max_s"] = round(server_polls[-1], 3)
         result["costs"]["model"] = {
             "body_bytes": round(model.body_bytes, 1),
             "message_item_write_units": model.item_units,

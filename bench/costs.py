@@ -165,7 +165,19 @@ def scenario_costs(
         "per_created_message": creation.per(_created(creation, lines, wanted)),
         "per_idle_stream_minute": idle.per(idle_minutes),
         "store_calls_per_reply": _calls_per_reply(lines, wanted),
+        "server_empty_poll_seconds": _empty_poll_durations(lines, wanted),
     }
+
+
+def _empty_poll_durations(lines: list[dict[str, Any]], wanted: set[str]) -> list[float]:
+    """Durations of the reads that ended empty, as the server measured them, sorted."""
+    return sorted(
+        float(line.get("Duration", 0.0)) / 1000
+        for line in lines
+        if line.get("ispb") in wanted
+        and line.get("Operation") in DELIVERY_OPERATIONS
+        and line.get("status") == 204
+    )
 
 
 def _created(creation: CostTotals, lines: list[dict[str, Any]], wanted: set[str]) -> int:
