@@ -2,13 +2,16 @@
 
 The server writes one JSON line per request (chalicelib/observability.py) with the read and
 write capacity units that DynamoDB returned in `ConsumedCapacity`. Against DynamoDB Local
-two parts are missing, so this module adds them, computed from DynamoDB's documented pricing
-rules and labelled as computed:
+three parts are missing, so this module adds them, computed from DynamoDB's documented
+pricing rules and labelled as computed:
 
 - PartiQL `BatchExecuteStatement` responses carry no `ConsumedCapacity` there. Each
   statement is priced as the single-item write it is: `ceil(item size / 1 KB)` write units
   when it applies, and the same when its condition fails, since DynamoDB charges a failed
   conditional write by the item's size, with a minimum of one unit.
+- DynamoDB Local reports 0 read units for a `Query` that returns nothing; DynamoDB
+  charges at least 0.5 units for it (eventually consistent), so each request's reads are
+  raised to that minimum per `Query` and 1 unit per strongly consistent `GetItem`.
 - DynamoDB Local reports only the table's units, never a global secondary index's. On AWS
   an update that changes an index key costs a delete plus a put in the index, one that adds
   or removes the item from a sparse index costs one index write, and `TOTAL` includes them.
@@ -39,6 +42,10 @@ WRITE_UNIT_BYTES = 1024
 # forgetting it removes it from there.
 QUEUE_INDEX_WRITES = {"InsertMessages": 1, "ClaimMessages": 2, "ReleaseMessages": 2}
 OPEN_STREAMS_INDEX_WRITES = {"OpenStream": 1, "ForgetStream": 1}
+# The least a read is charged even when it returns nothing: an eventually consistent Query
+# 0.5 units, a strongly consistent GetItem 1 unit. DynamoDB Local reports 0 for an empty
+# Query, so each request's reads are raised to at least these minimums.
+MINIMUM_READ_UNITS = {"Query": 0.5, "GetItem": 1.0}
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class CostTotals:
     reported_write: float = 0.0
     computed_statement_write: float = 0.0
     computed_index_write: float = 0.0
+    computed_read_minimum: float = 0.0
     duration_seconds: float = 0.0
     calls_by_operation: dict[str, int] = field(default_factory=dict)
 
@@ -80,10 +88,13 @@ class CostTotals:
         self.messages += int(line.get("MessagesDelivered", 0))
         self.store_calls += int(line.get("StoreCalls", 0))
         self.unreported_calls += int(line.get("unreportedStoreCalls", 0))
-        self.reported_read += float(line.get("ReadCapacityUnits", 0.0))
+        reported_read = float(line.get("ReadCapacityUnits", 0.0))
+        self.reported_read += reported_read
         self.reported_write += float(line.get("WriteCapacityUnits", 0.0))
         self.duration_seconds += float(line.get("Duration", 0.0)) / 1000
         calls: dict[str, int] = line.get("storeCallsByOperation", {})
+        minimum = sum(MINIMUM_READ_UNITS.get(op, 0.0) * count for op, count in calls.items())
+        self.computed_read_minimum += max(0.0, minimum - reported_read)
         for operation, count in calls.items():
             self.calls_by_operation[operation] = self.calls_by_operation.get(operation, 0) + count
             self.computed_index_write += OPEN_STREAMS_INDEX_WRITES.get(operation, 0) * count
@@ -95,7 +106,7 @@ class CostTotals:
 
     @property
     def read_units(self) -> float:
-        return self.reported_read
+        return self.reported_read + self.computed_read_minimum
 
     @property
     def write_units(self) -> float:
@@ -119,6 +130,7 @@ class CostTotals:
             "reported_write_units": round(self.reported_write, 2),
             "computed_statement_write_units": round(self.computed_statement_write, 2),
             "computed_index_write_units": round(self.computed_index_write, 2),
+            "computed_read_minimum_units": round(self.computed_read_minimum, 2),
             "read_units": round(self.read_units, 2),
             "write_units": round(self.write_units, 2),
             "calls_by_operation": dict(sorted(self.calls_by_operation.items())),

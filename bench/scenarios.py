@@ -116,7 +116,7 @@ async def _stop_collectors(
     await client.aclose()
 
 
-async def warm_up(collector_url: str, producer_url: str, messages: int = 2000) -> None:
+async def warm_up(collector_url: str, producer_url: str, messages: int = 1000) -> None:
     """Create messages through the producer and drain them through the collector server.
 
     A fresh DynamoDB Local runs several times slower until the JVM has compiled its hot
