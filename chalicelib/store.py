@@ -16,6 +16,7 @@ Every state change is a conditional write; nothing is read, checked, then writte
 """
 
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ STATEMENT_UNAVAILABLE_CODES = frozenset(
         "ThrottlingError",
         "InternalServerError",
         "RequestLimitExceeded",
+        "TransactionConflict",
     }
 )
 
@@ -133,6 +135,7 @@ class StreamRecord:
     attempt_link: int
     inflight_read: int
     inflight_ids: tuple[str, ...]
+    committed: str | None
     slot: int
     indexed: bool
 
@@ -150,6 +153,7 @@ class StreamRecord:
             attempt_link=int(item.get("attempt_link", {}).get("N", "0")),
             inflight_read=int(item.get("inflight_read", {}).get("N", "0")),
             inflight_ids=tuple(v["S"] for v in ids),
+            committed=item.get("committed", {}).get("S"),
             slot=int(item.get("slot", {}).get("N", "0")),
             indexed="open_shard" in item,
         )
@@ -262,14 +266,17 @@ class PixStore:
         """Store new pending messages; return the endToEndIds that were not stored before.
 
         PartiQL ``INSERT`` fails per statement when the key exists, which makes ingestion
-        idempotent: the same endToEndId twice is stored once.
+        idempotent: the same endToEndId twice is stored once. Each call tags its items with
+        a random token, so that a statement botocore repeated after a lost reply, which
+        fails as a duplicate of its own first run, still counts as stored by this call.
         """
         now_ms = int(self._clock() * 1000)
+        token = secrets.token_hex(8)
         statements = [
             {
                 "Statement": (
                     f"INSERT INTO \"{self._table}\" VALUE {{'pk': ?, 'ispb': ?, 'body': ?, "
-                    "'queue_key': ?, 'queue_sort': ?, 'created_at': ?}"
+                    "'queue_key': ?, 'queue_sort': ?, 'created_at': ?, 'ingest': ?}"
                 ),
                 "Parameters": [
                     {"S": message_key(m.end_to_end_id)},
@@ -279,22 +286,34 @@ class PixStore:
                     # Arrival time, then position in the batch: the queue's order.
                     {"S": f"{now_ms:013d}.{position:04d}#{m.end_to_end_id}"},
                     {"N": str(now_ms)},
+                    {"S": token},
                 ],
             }
             for position, m in enumerate(messages)
         ]
         results = self._batch_statements("InsertMessages", statements)
-        inserted: list[str] = []
-        failures: list[str] = []
-        for message, result in zip(messages, results, strict=True):
-            code = result.get("Error", {}).get("Code")
-            if code is None:
-                inserted.append(message.end_to_end_id)
-            elif code != "DuplicateItem":
-                failures.append(code)
+        codes = [result.get("Error", {}).get("Code") for result in results]
+        failures = [code for code in codes if code not in (None, "DuplicateItem")]
         if failures:
             raise StoreUnavailable("InsertMessages", failures[0])
-        return inserted
+        duplicates = [m.end_to_end_id for m, c in zip(messages, codes, strict=True) if c]
+        ours = self._ingested_with(token, duplicates) if duplicates else set()
+        return [
+            m.end_to_end_id
+            for m, code in zip(messages, codes, strict=True)
+            if code is None or m.end_to_end_id in ours
+        ]
+
+    def _ingested_with(self, token: str, end_to_end_ids: Sequence[str]) -> set[str]:
+        """Return those of `end_to_end_ids` whose item an insert with `token` stored."""
+        found: set[str] = set()
+        for start in range(0, len(end_to_end_ids), BATCH_GET_LIMIT):
+            chunk = end_to_end_ids[start : start + BATCH_GET_LIMIT]
+            keys = [{"pk": {"S": message_key(i)}} for i in chunk]
+            for item in self._batch_get(keys, "pk, ingest"):
+                if item.get("ingest", {}).get("S") == token:
+                    found.add(item["pk"]["S"].removeprefix("MSG#"))
+        return found
 
     def pending_messages(self, ispb: str, limit: int) -> list[QueueEntry]:
         """Return up to `limit` pending messages of `ispb`, oldest first."""
@@ -345,6 +364,9 @@ class PixStore:
 
         Each statement only applies while the message is still pending, so of two readers
         racing for a message exactly one wins; the loser skips it and never retries it.
+        A statement whose condition fails because this same attempt already holds the
+        message (botocore repeated a call whose reply was lost) counts as won, so that no
+        claim is left behind unrecorded.
         """
         expires_at = int(self._clock()) + self._retention_seconds
         statements = [
@@ -361,12 +383,15 @@ class PixStore:
                     {"S": message_key(entry.end_to_end_id)},
                     {"S": pending_queue(ispb)},
                 ],
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
             for entry in entries
         ]
         results = self._batch_statements("ClaimMessages", statements)
         return [
-            entry for entry, result in zip(entries, results, strict=True) if "Error" not in result
+            entry
+            for entry, result in zip(entries, results, strict=True)
+            if _claimed_by(result, stream_id, attempt)
         ]
 
     def release(self, ispb: str, stream_id: str, entries: Sequence[QueueEntry]) -> int:
@@ -474,6 +499,8 @@ class PixStore:
 
         botocore does not retry cancelled transactions, so a conflict with another
         transaction is tried again here, a few times, before it counts as unavailable.
+        botocore's own retries of a throttled or timed-out call reuse the
+        ``ClientRequestToken`` it generates per call, so DynamoDB applies the call once.
         """
         for _ in range(3):
             try:
@@ -555,19 +582,26 @@ class PixStore:
             },
         )
 
-    def renew_lease(self, stream_id: str, link: int, lease_until: float) -> Outcome:
-        """Extend the lease of an open, unexpired stream whose newest link is `link`."""
+    def renew_lease(self, stream_id: str, link: int, acked: int, lease_until: float) -> Outcome:
+        """Extend the lease of an open, unexpired stream at link `link` and confirmation `acked`.
+
+        The confirmation condition keeps a repeated read from returning messages that a read
+        on the newer link confirmed meanwhile.
+        """
         return self._conditional(
             "RenewLease",
             "update_item",
             TableName=self._table,
             Key={"pk": {"S": stream_key(stream_id)}},
             UpdateExpression="SET lease_until = :lease",
-            ConditionExpression="link = :link AND #state = :open AND lease_until > :now",
+            ConditionExpression=(
+                "link = :link AND acked = :acked AND #state = :open AND lease_until > :now"
+            ),
             ExpressionAttributeNames={"#state": "state"},
             ExpressionAttributeValues={
                 ":lease": {"N": repr(lease_until)},
                 ":link": {"N": str(link)},
+                ":acked": {"N": str(acked)},
                 ":open": {"S": STATE_OPEN},
                 ":now": {"N": repr(self._clock())},
             },
@@ -701,6 +735,20 @@ class PixStore:
             ConsistentRead=True,
         )
         return int(response.get("Item", {}).get("open_streams", {}).get("N", "0"))
+
+
+def _claimed_by(result: Item, stream_id: str, attempt: str) -> bool:
+    """Tell whether a claim statement left its message held by `attempt` of `stream_id`."""
+    error = result.get("Error")
+    if error is None:
+        return True
+    if error.get("Code") != "ConditionalCheckFailed":
+        return False
+    item = error.get("Item", {})
+    return bool(
+        item.get("queue_key", {}).get("S") == stream_queue(stream_id)
+        and item.get("claim", {}).get("S") == attempt
+    )
 
 
 def _queue_entry(item: Item) -> QueueEntry:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from chalicelib import observability
 from chalicelib.config import Settings
-from chalicelib.errors import StreamGone, StreamLimitReached, StreamNotFound
+from chalicelib.errors import StoreUnavailable, StreamGone, StreamLimitReached, StreamNotFound
 from chalicelib.polling import LongPoll, PendingSignal
 from chalicelib.store import (
     OPEN_SHARDS,
@@ -121,7 +121,27 @@ class StreamService:
             observability.count("limit_rejections")
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
-        return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline)
+        try:
+            return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline)
+        except StoreUnavailable:
+            self._close_unannounced(ispb, stream_id)
+            raise
+
+    def _close_unannounced(self, ispb: str, stream_id: str) -> None:
+        """Close a stream whose first reply failed, so its slot is free before its lease ends.
+
+        No client received a link of this stream, so no client saw what it delivered. If the
+        store still fails, the stream expires after its lease instead.
+        """
+        try:
+            self.close(ispb, make_link_id(stream_id, 1))
+        except (StoreUnavailable, StreamGone) as exc:
+            logger.warning(
+                "could not close stream %s after its first read failed: %s",
+                stream_id,
+                exc,
+                extra={"ispb": ispb, "stream": stream_id},
+            )
 
     def _try_open(self, ispb: str, stream_id: str, attempt: str, slot: int) -> bool:
         limit = self._settings.stream_limit
@@ -141,7 +161,14 @@ class StreamService:
         before = StreamRecord.from_item(began.item)
         if before.attempt_link == link:
             # An earlier request on this link may have claimed messages and died before
-            # recording them; none of that read's claims can have been delivered.
+            # recording them; none of that read's claims can have been delivered, and since
+            # begin_read replaced its attempt, none of them can be committed any more.
+            # NOTE: a claim this query does not see stays behind on read `link`: one that
+            # the queue index does not show yet (on DynamoDB it is eventually consistent),
+            # or one that a request still running on this link lands later and then fails
+            # to release because its process dies or the store keeps failing. Once a later
+            # read confirms `link`, such a message is neither pending nor delivered until
+            # its TTL deletes it.
             self._release_read(before, link)
         return self._poll_read(ispb, stream_id, link, attempt, before.slot, batch_size, deadline)
 
@@ -152,7 +179,7 @@ class StreamService:
         self._raise_if_ended(stream, link_id)
         if link > stream.link:
             raise StreamNotFound(ispb, link_id)
-        if link == stream.link - 1 and stream.inflight_read == link:
+        if link == stream.link - 1 and stream.inflight_read == link and stream.acked < link:
             return self._repeat_read(stream, link_id)
         raise StreamGone(link_id, "a newer link of this stream has been issued")
 
@@ -171,7 +198,7 @@ class StreamService:
             self._finish_if_listed(stream)
             raise StreamGone(link_id, "the stream was closed")
         if stream.state == STATE_EXPIRED:
-            self._finish(stream)
+            self._finish_if_listed(stream)
             raise StreamGone(link_id, "the stream expired")
         if stream.lease_until <= self._clock():
             self.expire(stream)
@@ -179,7 +206,9 @@ class StreamService:
 
     def _repeat_read(self, stream: StreamRecord, link_id: str) -> ReadResult:
         """Return again what the stream's newest read delivered, for a client that lost it."""
-        renewed = self._store.renew_lease(stream.stream_id, stream.link, self._lease_until())
+        renewed = self._store.renew_lease(
+            stream.stream_id, stream.link, stream.acked, self._lease_until()
+        )
         if not renewed.applied:
             raise StreamGone(link_id, "the stream changed while the read was repeated")
         bodies = self._store.message_bodies(stream.inflight_ids)
@@ -216,7 +245,7 @@ class StreamService:
             return ReadResult(ispb, stream_id, link, (), (), polls=polls)
         ids = tuple(entry.end_to_end_id for entry in claimed)
         committed = self._store.commit_read(stream_id, link, attempt, ids)
-        if not committed.applied:
+        if not committed.applied and not _committed_by(committed.item, attempt, link):
             # Another request took over this link, or the stream ended meanwhile: give
             # the messages back, since this reply will never be confirmed.
             self._store.release(ispb, stream_id, claimed)
@@ -255,6 +284,8 @@ class StreamService:
             if link > stream.link:
                 raise StreamNotFound(ispb, link_id)
             if stream.state == STATE_CLOSED:
+                # A repeated DELETE also finishes a close whose tidying up failed.
+                self._finish_if_listed(stream)
                 return
             self._raise_if_ended(stream, link_id)
             # A link confirms the reads before it. Confirmation never moves back, so a
@@ -280,9 +311,20 @@ class StreamService:
         raise StreamGone(link_id, "the stream kept changing while it was being closed")
 
     def expire(self, stream: StreamRecord) -> bool:
-        """End a stream whose lease has passed; return True if this call freed its slot."""
+        """End a stream whose lease has passed; return True if this call freed its slot.
+
+        The write also requires the link and confirmation that `stream` shows, so that a
+        stale record cannot make `_finish` release messages that a later read confirmed.
+        """
         ended = self._store.end_stream(
-            stream, STATE_EXPIRED, "lease_until <= :now", {":now": {"N": repr(self._clock())}}
+            stream,
+            STATE_EXPIRED,
+            "lease_until <= :now AND link = :link AND acked = :acked",
+            {
+                ":now": {"N": repr(self._clock())},
+                ":link": {"N": str(stream.link)},
+                ":acked": {"N": str(stream.acked)},
+            },
         )
         if ended.applied:
             observability.count("expired")
@@ -325,8 +367,12 @@ class StreamService:
         """End the expired streams of every ISPB; return how many slots that freed."""
         freed = 0
         for shard in range(OPEN_SHARDS):
-            ids = self._store.indexed_stream_ids(str(shard))
-            freed += self._reap(self._store.get_streams(ids))
+            try:
+                ids = self._store.indexed_stream_ids(str(shard))
+                freed += self._reap(self._store.get_streams(ids))
+            except StoreUnavailable as exc:
+                # Its streams stay listed, so the next sweep or stream/start tries again.
+                logger.warning("sweeping shard %d failed: %s", shard, exc)
         return freed
 
     def _reap(self, streams: Sequence[StreamRecord]) -> int:
@@ -339,6 +385,18 @@ class StreamService:
                 # Ended, but the process that ended it stopped before tidying up.
                 self._finish(stream)
         return freed
+
+
+def _committed_by(item: dict[str, object] | None, attempt: str, link: int) -> bool:
+    """Tell whether `item` shows read `link` committed by `attempt`.
+
+    That is the case when botocore repeated a commit whose reply was lost: the repeat finds
+    its own write and fails the condition.
+    """
+    if item is None:
+        return False
+    stream = StreamRecord.from_item(item)
+    return stream.committed == attempt and stream.inflight_read == link
 
 
 def _superseded_reason(item: dict[str, object] | None) -> str:
