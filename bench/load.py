@@ -205,6 +205,18 @@ def random_ispbs(count: int) -> list[str]:
     return sorted(chosen)
 
 
+async def measure_loop_lag(stop: asyncio.Event, lags: list[float], period: float = 0.1) -> None:
+    """Record how late this event loop wakes from `period`-second sleeps until `stop` is set.
+
+    A late loop delays every reply the client reads, so its lag is part of the client's
+    poll durations and latencies, not the server's.
+    """
+    while not stop.is_set():
+        before = time.monotonic()
+        await asyncio.sleep(period)
+        lags.append(time.monotonic() - before - period)
+
+
 async def wait_for(event: asyncio.Event, timeout: float) -> bool:
     try:
         await asyncio.wait_for(event.wait(), timeout)

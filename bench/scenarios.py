@@ -11,12 +11,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from bench.load import (
     MAX_CREATE,
     Collector,
     Ledger,
     create_messages,
     http_client,
+    measure_loop_lag,
     produce_steadily,
     random_ispbs,
     wait_for,
@@ -93,11 +96,18 @@ def mean_body_bytes(ledger: Ledger) -> float:
 
 async def _run_collectors(
     base_url: str, ispbs: list[str], per_ispb: int, ledger: Ledger, ramp_seconds: float = 0.0
-) -> tuple[asyncio.Event, asyncio.Future[list[Any]], Any]:
-    """Start `per_ispb` collectors per ISPB, spread evenly over `ramp_seconds`."""
-    client = http_client(base_url, len(ispbs) * per_ispb + 8)
+) -> tuple[asyncio.Event, asyncio.Future[list[Any]], list[httpx.AsyncClient]]:
+    """Start `per_ispb` collectors per ISPB, spread evenly over `ramp_seconds`.
+
+    Each collector gets a client of its own: httpcore's connection pool scans every
+    connection for every request, which with hundreds of connections in one pool kept the
+    event loop busy for seconds and inflated every client-side figure.
+    """
+    # Two connections: a read cancelled at the end may still hold one while DELETE runs.
+    clients = [http_client(base_url, 2) for _ in range(len(ispbs) * per_ispb)]
     stop = asyncio.Event()
-    collectors = [Collector(client, ispb, ledger) for ispb in ispbs for _ in range(per_ispb)]
+    ispb_list = [ispb for ispb in ispbs for _ in range(per_ispb)]
+    collectors = [Collector(c, ispb, ledger) for c, ispb in zip(clients, ispb_list, strict=True)]
     step = ramp_seconds / len(collectors)
 
     async def run(number: int, collector: Collector) -> None:
@@ -105,15 +115,15 @@ async def _run_collectors(
         await collector.run(stop)
 
     tasks = asyncio.gather(*(run(n, c) for n, c in enumerate(collectors)))
-    return stop, tasks, client
+    return stop, tasks, clients
 
 
 async def _stop_collectors(
-    stop: asyncio.Event, tasks: asyncio.Future[list[Any]], client: Any
+    stop: asyncio.Event, tasks: asyncio.Future[list[Any]], clients: list[httpx.AsyncClient]
 ) -> None:
     stop.set()
     await tasks
-    await client.aclose()
+    await asyncio.gather(*(client.aclose() for client in clients))
 
 
 async def warm_up(collector_url: str, producer_url: str, messages: int = 1000) -> None:
@@ -127,9 +137,9 @@ async def warm_up(collector_url: str, producer_url: str, messages: int = 1000) -
     async with http_client(producer_url, PRELOAD_CONCURRENCY + 2) as client:
         await create_messages(client, ispbs[0], messages, ledger)
     ledger.expected = len(ledger.created)
-    stop, tasks, client = await _run_collectors(collector_url, ispbs, 6, ledger)
+    stop, tasks, clients = await _run_collectors(collector_url, ispbs, 6, ledger)
     await wait_for(ledger.complete, DRAIN_TIMEOUT_SECONDS)
-    await _stop_collectors(stop, tasks, client)
+    await _stop_collectors(stop, tasks, clients)
 
 
 async def drain(base_url: str, sizes: Sizes) -> dict[str, Any]:
@@ -155,9 +165,9 @@ async def drain(base_url: str, sizes: Sizes) -> dict[str, Any]:
     ledger.expected = len(ledger.created)
 
     began = time.monotonic()
-    stop, tasks, client = await _run_collectors(base_url, ispbs, sizes.collectors, ledger)
+    stop, tasks, clients = await _run_collectors(base_url, ispbs, sizes.collectors, ledger)
     drained = await wait_for(ledger.complete, DRAIN_TIMEOUT_SECONDS + sizes.drain_messages / 50)
-    await _stop_collectors(stop, tasks, client)
+    await _stop_collectors(stop, tasks, clients)
 
     times = [received - began for _, received in ledger.deliveries]
     seconds = max(times) if times else math.nan
@@ -185,12 +195,12 @@ async def latency(collector_url: str, producer_url: str, sizes: Sizes) -> dict[s
     ispbs = random_ispbs(1)
     expected = round(sizes.latency_rate * sizes.latency_seconds)
     ledger = Ledger(expected=expected)
-    stop, tasks, client = await _run_collectors(collector_url, ispbs, sizes.collectors, ledger)
+    stop, tasks, clients = await _run_collectors(collector_url, ispbs, sizes.collectors, ledger)
     await asyncio.sleep(SETTLE_SECONDS)
     async with http_client(producer_url, 64) as producer:
         await produce_steadily(producer, ispbs, sizes.latency_rate, sizes.latency_seconds, ledger)
     arrived = await wait_for(ledger.complete, ARRIVAL_TIMEOUT_SECONDS)
-    await _stop_collectors(stop, tasks, client)
+    await _stop_collectors(stop, tasks, clients)
     return {
         "ispbs": ispbs,
         "rate_per_second": sizes.latency_rate,
@@ -212,14 +222,18 @@ async def scale(collector_url: str, producer_url: str, sizes: Sizes) -> dict[str
     ledger = Ledger(expected=expected)
     streams = sizes.scale_ispbs * sizes.collectors
     ramp = streams / SCALE_STARTS_PER_SECOND
-    stop, tasks, client = await _run_collectors(
+    stop, tasks, clients = await _run_collectors(
         collector_url, ispbs, sizes.collectors, ledger, ramp
     )
+    lags: list[float] = []
+    lag_task = asyncio.create_task(measure_loop_lag(stop, lags))
     await asyncio.sleep(ramp + sizes.scale_idle_seconds)
     async with http_client(producer_url, 64) as producer:
         await produce_steadily(producer, ispbs, sizes.scale_rate, sizes.scale_seconds, ledger)
     arrived = await wait_for(ledger.complete, ARRIVAL_TIMEOUT_SECONDS)
-    await _stop_collectors(stop, tasks, client)
+    await _stop_collectors(stop, tasks, clients)
+    await lag_task
+    lags.sort()
 
     empty = sorted(p.duration for p in ledger.polls if p.status == 204)
     return {
@@ -236,6 +250,10 @@ async def scale(collector_url: str, producer_url: str, sizes: Sizes) -> dict[str
             "p99_s": round(percentile(empty, 0.99), 3),
             "max_s": round(empty[-1], 3) if empty else math.nan,
             "over_8_5_s": sum(1 for d in empty if d > 8.5),
+        },
+        "client_loop_lag": {
+            "p99_s": round(percentile(lags, 0.99), 3),
+            "max_s": round(lags[-1], 3) if lags else math.nan,
         },
         "latency": latency_summary(ledger),
         "errors": dict(ledger.errors),
