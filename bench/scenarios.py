@@ -64,9 +64,9 @@ def correctness(ledger: Ledger) -> dict[str, int]:
     """Duplicates and missing messages, which fail a run, and unexpected ones, which do not.
 
     An unexpected message was received for one of the scenario's own random ISPBs but was
-    not listed by any create reply. That happens when a create request's store call is
-    retried after its first attempt was stored: the retry finds the message present and the
-    reply leaves it out. Such a message was still delivered once.
+    not listed by any create reply, so a create reply undercounted what it stored (for
+    example after botocore repeated an insert batch whose first reply was lost). Such a
+    message was still delivered once.
     """
     return {
         "created": len(ledger.created),
