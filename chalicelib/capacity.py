@@ -16,6 +16,9 @@ class CapacityMeter:
     # PartiQL batches), so a report can say how complete its figures are.
     unreported_calls: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
+    # PartiQL statements sent and failed per operation, so that the cost of batches whose
+    # response has no ConsumedCapacity can be computed from DynamoDB's pricing rules.
+    statements: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def add(self, operation: str, response: dict[str, Any]) -> None:
         self.calls += 1
@@ -36,6 +39,11 @@ class CapacityMeter:
                 else:
                     self.write_units += total
 
+    def add_statements(self, operation: str, sent: int, failed: int) -> None:
+        counts = self.statements.setdefault(operation, {"sent": 0, "failed": 0})
+        counts["sent"] += sent
+        counts["failed"] += failed
+
 
 _READ_OPERATIONS = frozenset({"Query", "GetItem", "BatchGetItem"})
 
@@ -53,3 +61,10 @@ def record(operation: str, response: dict[str, Any]) -> None:
     meter = _current.get()
     if meter is not None:
         meter.add(operation, response)
+
+
+def record_statements(operation: str, sent: int, failed: int) -> None:
+    """Count the statements of one PartiQL batch and how many of them failed."""
+    meter = _current.get()
+    if meter is not None:
+        meter.add_statements(operation, sent, failed)

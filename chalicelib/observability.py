@@ -94,6 +94,7 @@ class RequestRecord:
             "status": self.status,
             "unreportedStoreCalls": self.meter.unreported_calls,
             "storeCallsByOperation": self.meter.by_operation,
+            "statementsByOperation": self.meter.statements,
         }
         for name, _, attribute in METRICS:
             document[name] = getattr(self, attribute)

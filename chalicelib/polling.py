@@ -20,42 +20,66 @@ class PendingSignal:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
+        # One condition per ISPB with waiters, all sharing the lock, so a notice can wake
+        # a chosen number of one ISPB's waiters without waking other ISPBs' waiters.
+        self._conditions: dict[str, threading.Condition] = {}
+        self._waiters: dict[str, int] = {}
         self._versions: dict[str, int] = {}
         self._last_empty: dict[str, float] = {}
 
-    def notify(self, ispb: str) -> None:
-        """Wake every waiter of `ispb`: new messages may be pending."""
-        with self._condition:
+    def notify(self, ispb: str, waiters: int | None = None) -> None:
+        """Tell the waiters of `ispb` that new messages may be pending.
+
+        `waiters` wakes at most that many of them at once, for example one per new
+        message, so that a single message does not send every waiting stream to claim it.
+        The others see the notice when their own wait interval ends. None wakes them all.
+        """
+        with self._lock:
             self._versions[ispb] = self._versions.get(ispb, 0) + 1
             self._last_empty.pop(ispb, None)
-            self._condition.notify_all()
+            condition = self._conditions.get(ispb)
+            if condition is None:
+                return
+            if waiters is None:
+                condition.notify_all()
+            else:
+                condition.notify(waiters)
 
     def version(self, ispb: str) -> int:
-        with self._condition:
+        with self._lock:
             return self._versions.get(ispb, 0)
 
     def mark_empty(self, ispb: str, version: int) -> None:
         """Record an empty query that started when the ISPB's version was `version`."""
-        with self._condition:
+        with self._lock:
             if self._versions.get(ispb, 0) == version:
                 self._last_empty[ispb] = self._clock()
 
     def empty_within(self, ispb: str, seconds: float) -> bool:
-        with self._condition:
+        with self._lock:
             last = self._last_empty.get(ispb)
             return last is not None and self._clock() - last < seconds
 
     def wait(self, ispb: str, version: int, timeout: float) -> bool:
-        """Sleep up to `timeout` seconds; return True early if `ispb` is notified."""
+        """Sleep up to `timeout` seconds; return True once `ispb` has had a notice since
+        `version`, whether this waiter was woken by it or found it when its time ran out."""
         end = self._clock() + timeout
-        with self._condition:
-            while self._versions.get(ispb, 0) == version:
-                remaining = end - self._clock()
-                if remaining <= 0:
-                    return False
-                self._condition.wait(remaining)
-            return True
+        with self._lock:
+            condition = self._conditions.setdefault(ispb, threading.Condition(self._lock))
+            self._waiters[ispb] = self._waiters.get(ispb, 0) + 1
+            try:
+                while self._versions.get(ispb, 0) == version:
+                    remaining = end - self._clock()
+                    if remaining <= 0:
+                        return False
+                    condition.wait(remaining)
+                return True
+            finally:
+                self._waiters[ispb] -= 1
+                if not self._waiters[ispb]:
+                    del self._waiters[ispb]
+                    del self._conditions[ispb]
 
 
 class LongPoll:

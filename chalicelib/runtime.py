@@ -44,7 +44,8 @@ class Runtime:
         """Create `count` random messages for `ispb`; return the endToEndIds stored."""
         messages = generate_messages(ispb, count, datetime.now(UTC))
         inserted = self.store.insert_messages(messages)
-        self.signal.notify(ispb)
+        # One waiter per new message: each read takes at least one.
+        self.signal.notify(ispb, waiters=len(inserted))
         return inserted
 
 

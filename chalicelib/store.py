@@ -11,6 +11,8 @@ Items, by partition key:
 - ``ISPB#<ispb>``: the number of open streams of that ISPB, the counter behind the limit.
 - ``KEY#<sha256 hex>``: an API key, stored only as the SHA-256 hash of the key, and the ISPB
   it grants access to.
+- ``SLOTS#<ispb>``: the number of that ISPB's streams that take part in claim spreading,
+  counted up before a start and down when a start fails or a stream ends.
 
 Every state change is a conditional write; nothing is read, checked, then written.
 """
@@ -79,6 +81,12 @@ def stream_key(stream_id: str) -> str:
 
 def counter_key(ispb: str) -> str:
     return f"ISPB#{ispb}"
+
+
+def slots_key(ispb: str) -> str:
+    # Apart from the ISPB#<ispb> counter: DynamoDB fails a plain write to an item that a
+    # running transaction holds, and that counter is only written in transactions.
+    return f"SLOTS#{ispb}"
 
 
 def pending_queue(ispb: str) -> str:
@@ -248,7 +256,10 @@ class PixStore:
         for start in range(0, len(statements), PARTIQL_BATCH_LIMIT):
             chunk = statements[start : start + PARTIQL_BATCH_LIMIT]
             response = self._request(operation, "batch_execute_statement", Statements=chunk)
-            results.extend(response["Responses"])
+            responses = response["Responses"]
+            failed = sum(1 for r in responses if "Error" in r)
+            capacity.record_statements(operation, len(chunk), failed)
+            results.extend(responses)
         unavailable = [
             r["Error"]["Code"]
             for r in results
@@ -664,6 +675,14 @@ class PixStore:
                     "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
                 }
             },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": slots_key(stream.ispb)}},
+                    "UpdateExpression": "ADD claimants :minus_one",
+                    "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
+                }
+            },
         ]
         return self._transact("EndStream", items)
 
@@ -704,6 +723,19 @@ class PixStore:
             if last is None:
                 return ids
             kwargs["ExclusiveStartKey"] = last
+
+    def add_claimants(self, ispb: str, delta: int) -> int:
+        """Add `delta` to the ISPB's claim-spreading count and return the new count."""
+        response = self._request(
+            "CountClaimants",
+            "update_item",
+            TableName=self._table,
+            Key={"pk": {"S": slots_key(ispb)}},
+            UpdateExpression="ADD claimants :delta",
+            ExpressionAttributeValues={":delta": {"N": str(delta)}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["claimants"]["N"])
 
     def open_stream_count(self, ispb: str) -> int:
         response = self._request(

@@ -106,17 +106,21 @@ class StreamService:
         """Open a stream for `ispb` and run its first read; raise if the ISPB is full."""
         stream_id = secrets.token_hex(16)
         attempt = secrets.token_hex(8)
-        open_count = self._store.open_stream_count(ispb)
-        # The slot only spreads claims: two streams that share a slot still never share a
-        # message, they just race for the same candidates.
-        slot = open_count % self._settings.claim_spread
-        opened = open_count < self._settings.stream_limit and self._try_open(
-            ispb, stream_id, attempt, slot
-        )
-        # Expired streams may still hold slots: free them, then try once more.
-        if not opened and not (
-            self.reap_ispb(ispb) and self._try_open(ispb, stream_id, attempt, slot)
-        ):
+        # Streams started at the same moment get different counts, so they claim from
+        # different windows, and a stream alone gets slot 0, the oldest messages. The slot
+        # only spreads claims: two streams that share one still never share a message.
+        # NOTE: a process that dies between this count and the open, or a store failure
+        # that also defeats the decrement below, leaves the count too high. That only
+        # shifts slots, but a lone stream with a high slot takes newer messages first.
+        claimants = self._store.add_claimants(ispb, 1)
+        slot = (claimants - 1) % self._settings.claim_spread
+        try:
+            opened = self._open_or_reap(ispb, stream_id, attempt, slot)
+        except StoreUnavailable:
+            self._store.add_claimants(ispb, -1)
+            raise
+        if not opened:
+            self._store.add_claimants(ispb, -1)
             observability.count("limit_rejections")
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
@@ -141,6 +145,12 @@ class StreamService:
                 exc,
                 extra={"ispb": ispb, "stream": stream_id},
             )
+
+    def _open_or_reap(self, ispb: str, stream_id: str, attempt: str, slot: int) -> bool:
+        if self._try_open(ispb, stream_id, attempt, slot):
+            return True
+        # Expired streams may still hold slots: free them, then try once more.
+        return bool(self.reap_ispb(ispb)) and self._try_open(ispb, stream_id, attempt, slot)
 
     def _try_open(self, ispb: str, stream_id: str, attempt: str, slot: int) -> bool:
         limit = self._settings.stream_limit
@@ -272,7 +282,7 @@ class StreamService:
             won = self._store.claim(ispb, window, stream_id, link, attempt)
             if len(pending) > len(won):
                 # Others of this ISPB may be waiting for what this read left behind.
-                self._signal.notify(ispb)
+                self._signal.notify(ispb, waiters=len(pending) - len(won))
             if won:
                 return [
                     replace(e, claim=attempt, queue_sort=claimed_sort(link, e.queue_sort))

@@ -53,6 +53,22 @@ def free_port() -> int:
         return port
 
 
+def stop_process_group(process: "subprocess.Popen[bytes]", timeout: float = 10.0) -> bool:
+    """Stop a process started with `start_new_session=True`, and its children, by group id.
+
+    Sends SIGTERM, then SIGKILL after `timeout` seconds. Returns False if it had already ended.
+    """
+    if process.poll() is not None:
+        return False
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    return True
+
+
 def local_client(endpoint: str) -> Any:
     return boto3.client(
         "dynamodb", endpoint_url=endpoint, region_name=LOCAL_REGION, **LOCAL_CREDENTIALS
@@ -129,13 +145,7 @@ class DynamoDBLocal:
     def stop(self) -> None:
         """Stop the process group this object started, and nothing else."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None and stop_process_group(process):
             logger.info("DynamoDB Local on port %d stopped", self.port)
         if self._log is not None:
             self._log.close()

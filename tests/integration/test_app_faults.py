@@ -36,7 +36,7 @@ def test_throttled_store_returns_503_then_recovers(harness: Harness, client: Cli
     ispb = random_ispb()
     created = harness.insert(ispb, 2)
     replies = []
-    for call_number in range(1, 5):  # GetItem, OpenStream, Query, ClaimMessages
+    for call_number in range(1, 5):  # CountClaimants, OpenStream, Query, ClaimMessages
         harness.faults.arm(call_number, THROTTLE)
         replies.append(client.http.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART))
     harness.faults.disarm()
