@@ -36,6 +36,15 @@ LINK_PATTERN = re.compile(r"\A([0-9a-f]{32})-([1-9][0-9]{0,9})\Z")
 # once, this many times, before it waits like an empty read.
 CLAIM_ROUNDS = 3
 
+# After a read loses a claim to another stream of its ISPB, the stream spreads its claims
+# over its slot's window for this many reads. A stream that meets no competition claims the
+# oldest messages, which keeps a lone stream's deliveries in arrival order.
+CONTENTION_READS = 20
+
+# Per-process memory of streams and ISPBs is dropped past this many entries; losing it
+# only costs a spread claim or a reap that was not needed.
+MEMORY_LIMIT = 10_000
+
 
 @dataclass(frozen=True)
 class ReadResult:
@@ -96,6 +105,11 @@ class StreamService:
         self._poll = LongPoll(
             signal, settings.poll_min_seconds, settings.poll_max_seconds, clock=monotonic
         )
+        # Reads left in which each stream spreads its claims (see CONTENTION_READS).
+        self._contended: dict[str, int] = {}
+        # Per ISPB, a time before which none of its open streams can expire, learnt from its
+        # last reap. Leases only move later, so a full ISPB is not reaped again before then.
+        self._no_expiry_before: dict[str, float] = {}
 
     def _lease_until(self) -> float:
         return self._clock() + self._settings.lease_seconds
@@ -106,12 +120,13 @@ class StreamService:
         """Open a stream for `ispb` and run its first read; raise if the ISPB is full."""
         stream_id = secrets.token_hex(16)
         attempt = secrets.token_hex(8)
-        # Streams started at the same moment get different counts, so they claim from
-        # different windows, and a stream alone gets slot 0, the oldest messages. The slot
-        # only spreads claims: two streams that share one still never share a message.
+        # Streams started at the same moment get different counts, so once they compete
+        # they claim from different windows. The slot only spreads claims: two streams that
+        # share one still never share a message, and a stream that meets no competition
+        # claims the oldest messages whatever its slot.
         # NOTE: a process that dies between this count and the open, or a store failure
-        # that also defeats the decrement below, leaves the count too high. That only
-        # shifts slots, but a lone stream with a high slot takes newer messages first.
+        # that also defeats the decrement below, leaves the count too high; that only
+        # shifts the slots of later streams.
         claimants = self._store.add_claimants(ispb, 1)
         slot = (claimants - 1) % self._settings.claim_spread
         try:
@@ -273,13 +288,15 @@ class StreamService:
     def _claim(
         self, ispb: str, stream_id: str, link: int, attempt: str, slot: int, batch_size: int
     ) -> list[QueueEntry] | None:
-        spread = slot + 1 if batch_size > 1 else 1
         for _ in range(CLAIM_ROUNDS):
-            pending = self._store.pending_messages(ispb, batch_size * spread)
+            spreading = batch_size > 1 and self._contended.get(stream_id, 0) > 0
+            window_slot = slot if spreading else 0
+            pending = self._store.pending_messages(ispb, batch_size * (window_slot + 1))
             if not pending:
                 return None
-            window = pick_window(pending, slot, batch_size)
+            window = pick_window(pending, window_slot, batch_size)
             won = self._store.claim(ispb, window, stream_id, link, attempt)
+            self._note_contention(stream_id, lost=len(won) < len(window))
             if len(pending) > len(won):
                 # Others of this ISPB may be waiting for what this read left behind.
                 self._signal.notify(ispb, waiters=len(pending) - len(won))
@@ -289,6 +306,16 @@ class StreamService:
                     for e in won
                 ]
         return None
+
+    def _note_contention(self, stream_id: str, lost: bool) -> None:
+        if lost:
+            if len(self._contended) >= MEMORY_LIMIT:
+                self._contended.clear()
+            self._contended[stream_id] = CONTENTION_READS
+            return
+        left = self._contended.pop(stream_id, 0) - 1
+        if left > 0:
+            self._contended[stream_id] = left
 
     # Closing and expiry
 
@@ -376,8 +403,22 @@ class StreamService:
 
     def reap_ispb(self, ispb: str) -> int:
         """End the expired streams of one ISPB; return how many slots that freed."""
-        ids = self._store.indexed_stream_ids(open_shard(ispb), ispb)
-        return self._reap(self._store.get_streams(ids))
+        now = self._clock()
+        if now < self._no_expiry_before.get(ispb, 0.0):
+            return 0
+        streams = self._store.get_streams(self._store.indexed_stream_ids(open_shard(ispb), ispb))
+        freed = self._reap(streams)
+        leases = [s.lease_until for s in streams if s.state == STATE_OPEN and s.lease_until > now]
+        if len(self._no_expiry_before) >= MEMORY_LIMIT:
+            self._no_expiry_before.clear()
+        if leases:
+            # The index may lag behind a stream opened a moment ago, whose lease can end
+            # before the ones seen here; half a lease bounds how long such a stream waits.
+            horizon = now + self._settings.lease_seconds / 2
+            self._no_expiry_before[ispb] = min(*leases, horizon)
+        else:
+            self._no_expiry_before.pop(ispb, None)
+        return freed
 
     def sweep(self) -> int:
         """End the expired streams of every ISPB; return how many slots that freed."""

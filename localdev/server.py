@@ -140,31 +140,36 @@ def _gateway_response_type(error: LocalGatewayException) -> str:
 
 
 class _PerThreadRequestState:
-    """Mixin giving an app a per-thread `current_request` and `lambda_context`."""
+    """Mixin giving an app a per-thread `current_request` and `lambda_context`.
 
-    _state = threading.local()
+    Each app object has its own `threading.local`, so two apps in one process (tests, for
+    instance) never see each other's requests.
+    """
+
+    _request_state: threading.local
 
     @property
     def current_request(self) -> Any:
-        return getattr(self._state, "current_request", None)
+        return getattr(self._request_state, "current_request", None)
 
     @current_request.setter
     def current_request(self, value: Any) -> None:
-        self._state.current_request = value
+        self._request_state.current_request = value
 
     @property
     def lambda_context(self) -> Any:
-        return getattr(self._state, "lambda_context", None)
+        return getattr(self._request_state, "lambda_context", None)
 
     @lambda_context.setter
     def lambda_context(self, value: Any) -> None:
-        self._state.lambda_context = value
+        self._request_state.lambda_context = value
 
 
 def make_request_state_per_thread(app: Chalice) -> None:
     """Give `app` per-thread request state without changing its own class for Lambda."""
     if isinstance(app, _PerThreadRequestState):
         return
+    app._request_state = threading.local()  # type: ignore[attr-defined]
     app.__class__ = type(f"PerThread{type(app).__name__}", (_PerThreadRequestState, type(app)), {})
 
 

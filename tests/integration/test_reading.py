@@ -172,3 +172,23 @@ def test_default_wait_returns_204_after_eight_seconds(default_server: ApiServer,
     # something longer, such as a second wait period or the 60 s lease.
     assert waited >= DEFAULT_WAIT_SECONDS
     assert waited < 2 * DEFAULT_WAIT_SECONDS
+
+
+def test_stream_without_competition_reads_in_order(http: httpx.Client, ispb: str) -> None:
+    # The idle first stream gives the second one a claim slot other than 0.
+    idle = start(http, ispb)
+    reader = start(http, ispb, headers=MULTIPART)
+    created = create(http, ispb, 25)
+
+    read: list[str] = []
+    link = reader.headers["pull-next"]
+    for _ in range(5):
+        response = http.get(link, headers=MULTIPART)
+        if response.status_code == 204:
+            break
+        read += [message["endToEndId"] for message in response.json()]
+        link = response.headers["pull-next"]
+
+    assert read == created
+    assert http.delete(link).status_code == 200
+    assert http.delete(idle.headers["pull-next"]).status_code == 200
