@@ -8,7 +8,7 @@ from chalice import AuthResponse, Chalice, Rate, Response
 from chalice.app import AuthRequest, Request
 
 from chalicelib import auth, docs, http, logs, observability, tracing
-from chalicelib.errors import PixStreamError
+from chalicelib.errors import NotAcceptable, PixStreamError
 from chalicelib.runtime import auth_enabled, get_runtime, test_endpoints_enabled
 from chalicelib.streams import ReadResult, parse_link_id
 
@@ -112,6 +112,14 @@ def _read(operation: str, ispb: str, read: Callable[[str, int, float], ReadResul
         batch = settings.batch_size if multipart else 1
         result = read(ispb, batch, _deadline(settings.wait_seconds))
         _describe(result)
+        if not multipart and len(result.bodies) > 1:
+            # A repeated read returns the batch its link delivered; one object cannot carry
+            # it, and dropping the rest would confirm messages the client never received.
+            raise NotAcceptable(
+                accept or "",
+                f"this link delivered {len(result.bodies)} messages; repeat it with "
+                "Accept: multipart/json to receive them again",
+            )
         return http.read_response(result, multipart)
 
     return _handle(operation, ispb, view)

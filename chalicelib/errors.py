@@ -24,10 +24,10 @@ class InvalidFormat(PixStreamError):
 
 
 class NotAcceptable(PixStreamError):
-    def __init__(self, accept: str) -> None:
+    def __init__(self, accept: str, reason: str | None = None) -> None:
         super().__init__(
-            f"Accept {accept!r} cannot be served: use application/json for one message "
-            "or multipart/json for up to 10"
+            f"Accept {accept!r} cannot be served: "
+            + (reason or "use application/json for one message or multipart/json for up to 10")
         )
         self.accept = accept
 

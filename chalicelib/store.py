@@ -144,6 +144,9 @@ class StreamRecord:
     committed: str | None
     slot: int
     indexed: bool
+    # Queue position of the newest message the stream has delivered; its reads prefer
+    # messages after it, so that one stream's deliveries stay in arrival order.
+    last_sort: str | None = None
 
     @classmethod
     def from_item(cls, item: Item) -> "StreamRecord":
@@ -162,6 +165,7 @@ class StreamRecord:
             committed=item.get("committed", {}).get("S"),
             slot=int(item.get("slot", {}).get("N", "0")),
             indexed="open_shard" in item,
+            last_sort=item.get("last_sort", {}).get("S"),
         )
 
 
@@ -568,16 +572,25 @@ class PixStore:
         )
 
     def commit_read(
-        self, stream_id: str, link: int, attempt: str, end_to_end_ids: Sequence[str]
+        self,
+        stream_id: str,
+        link: int,
+        attempt: str,
+        end_to_end_ids: Sequence[str],
+        last_sort: str = "",
     ) -> Outcome:
-        """Record that read `link` delivered these messages and advance to the next link."""
+        """Record that read `link` delivered these messages and advance to the next link.
+
+        `last_sort` is the pending queue position of the newest message delivered.
+        """
         return self._conditional(
             "CommitRead",
             "update_item",
             TableName=self._table,
             Key={"pk": {"S": stream_key(stream_id)}},
             UpdateExpression=(
-                "SET link = :next, inflight_read = :link, inflight_ids = :ids, committed = :attempt"
+                "SET link = :next, inflight_read = :link, inflight_ids = :ids, "
+                "committed = :attempt, last_sort = :last_sort"
             ),
             ConditionExpression=(
                 "attempt = :attempt AND link = :link AND #state = :open AND lease_until > :now"
@@ -588,6 +601,7 @@ class PixStore:
                 ":link": {"N": str(link)},
                 ":ids": {"L": [{"S": i} for i in end_to_end_ids]},
                 ":attempt": {"S": attempt},
+                ":last_sort": {"S": last_sort},
                 ":open": {"S": STATE_OPEN},
                 ":now": {"N": repr(self._clock())},
             },

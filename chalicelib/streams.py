@@ -26,6 +26,7 @@ from chalicelib.store import (
     StreamRecord,
     claimed_sort,
     open_shard,
+    pending_sort_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class StreamService:
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
         try:
-            return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline)
+            return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline, None)
         except StoreUnavailable:
             self._close_unannounced(ispb, stream_id)
             raise
@@ -194,7 +195,9 @@ class StreamService:
             # read confirms `link`, such a message is neither pending nor delivered until
             # its TTL deletes it.
             observability.count("released", self._release_read(before, link))
-        return self._poll_read(ispb, stream_id, link, attempt, before.slot, batch_size, deadline)
+        return self._poll_read(
+            ispb, stream_id, link, attempt, before.slot, batch_size, deadline, before.last_sort
+        )
 
     def _refused_read(
         self, ispb: str, link_id: str, stream_id: str, link: int, item: dict[str, object] | None
@@ -258,12 +261,13 @@ class StreamService:
         slot: int,
         batch_size: int,
         deadline: float,
+        last_sort: str | None,
     ) -> ReadResult:
         def claim_once() -> list[QueueEntry] | None:
             with tracing.subsegment("LongPollAttempt") as span:
                 span.annotate("ispb", ispb)
                 span.annotate("stream_id", stream_id)
-                claimed = self._claim(ispb, stream_id, link, attempt, slot, batch_size)
+                claimed = self._claim(ispb, stream_id, link, attempt, slot, batch_size, last_sort)
                 span.metadata("claimed", len(claimed or ()))
                 return claimed
 
@@ -275,7 +279,8 @@ class StreamService:
         if not claimed:
             return ReadResult(ispb, stream_id, link, (), (), polls=polls)
         ids = tuple(entry.end_to_end_id for entry in claimed)
-        committed = self._store.commit_read(stream_id, link, attempt, ids)
+        newest = max(pending_sort_of(entry.queue_sort) for entry in claimed)
+        committed = self._store.commit_read(stream_id, link, attempt, ids, newest)
         if not committed.applied and not _committed_by(committed.item, attempt, link):
             # Another request took over this link, or the stream ended meanwhile: give
             # the messages back, since this reply will never be confirmed.
@@ -286,7 +291,14 @@ class StreamService:
         )
 
     def _claim(
-        self, ispb: str, stream_id: str, link: int, attempt: str, slot: int, batch_size: int
+        self,
+        ispb: str,
+        stream_id: str,
+        link: int,
+        attempt: str,
+        slot: int,
+        batch_size: int,
+        last_sort: str | None,
     ) -> list[QueueEntry] | None:
         for _ in range(CLAIM_ROUNDS):
             spreading = batch_size > 1 and self._contended.get(stream_id, 0) > 0
@@ -294,7 +306,11 @@ class StreamService:
             pending = self._store.pending_messages(ispb, batch_size * (window_slot + 1))
             if not pending:
                 return None
-            window = pick_window(pending, window_slot, batch_size)
+            # Messages after the stream's newest delivery keep its order; older ones (left
+            # by a lost race or returned by an ended stream) are taken only when nothing
+            # newer is among the candidates, so they are never left behind.
+            newer = [e for e in pending if last_sort is None or e.queue_sort > last_sort]
+            window = pick_window(newer or pending, window_slot, batch_size)
             won = self._store.claim(ispb, window, stream_id, link, attempt)
             self._note_contention(stream_id, lost=len(won) < len(window))
             if len(pending) > len(won):
@@ -329,6 +345,14 @@ class StreamService:
             if stream.state == STATE_CLOSED:
                 # A repeated DELETE also finishes a close whose tidying up failed.
                 self._finish_if_listed(stream)
+                if link > stream.acked + 1:
+                    # An older link closed the stream, so the reads this link would have
+                    # confirmed went back to pending; a 200 would claim otherwise.
+                    raise StreamGone(
+                        link_id,
+                        "an older link closed the stream, and the messages this link "
+                        "would have confirmed were returned for redelivery",
+                    )
                 return
             self._raise_if_ended(stream, link_id)
             # A link confirms the reads before it. Confirmation never moves back, so a

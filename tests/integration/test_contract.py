@@ -80,3 +80,39 @@ def test_repeated_link_returns_same_messages(http: httpx.Client, ispb: str) -> N
     assert repeated.status_code == 200
     assert json.loads(repeated.content) == json.loads(second.content)
     assert repeated.headers["pull-next"] == second.headers["pull-next"]
+
+
+def test_repeat_in_single_format_is_refused(http: httpx.Client, ispb: str) -> None:
+    start = http.get(f"/api/pix/{ispb}/stream/start")
+    link = start.headers["pull-next"]
+    create(http, ispb, 3)
+    batch = http.get(link, headers=MULTIPART)
+
+    single = http.get(link)
+    again = http.get(link, headers=MULTIPART)
+
+    assert batch.status_code == 200
+    assert single.status_code == 406
+    assert single.headers["content-type"] == "application/problem+json"
+    assert "multipart/json" in single.json()["detail"]
+    assert json.loads(again.content) == json.loads(batch.content)
+    assert http.delete(again.headers["pull-next"]).status_code == 200
+
+
+def test_delete_after_older_link_closed_is_gone(http: httpx.Client, ispb: str) -> None:
+    first = http.get(f"/api/pix/{ispb}/stream/start")
+    older = first.headers["pull-next"]
+    created = create(http, ispb, 1)
+    read = http.get(older)
+    newer = read.headers["pull-next"]
+
+    closed = http.delete(older)
+    refused = http.delete(newer)
+    other = http.get(f"/api/pix/{ispb}/stream/start")
+
+    assert read.json()["endToEndId"] == created[0]
+    assert closed.status_code == 200
+    assert refused.status_code == 410
+    assert other.status_code == 200
+    assert other.json()["endToEndId"] == created[0]
+    assert http.delete(other.headers["pull-next"]).status_code == 200
