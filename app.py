@@ -62,6 +62,28 @@ if AUTH_REQUIRED:
     stream_authorizer = api_key_authorizer
 
 
+# Chalice answers an unrouted method (405) or an unsupported Content-Type (415) itself, with
+# its own {"Code", "Message"} body; these become problem documents like every other error.
+CHALICE_ERRORS = {
+    405: ("method-not-allowed", "Method not allowed"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+@app.middleware("http")
+def chalice_errors_as_problems(
+    event: Request, get_response: Callable[[Request], Response]
+) -> Response:
+    response = get_response(event)
+    known = CHALICE_ERRORS.get(response.status_code)
+    if known is None or not isinstance(response.body, dict) or "Code" not in response.body:
+        return response
+    kind, title = known
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+    detail = str(response.body.get("Message", title))
+    return http.problem_response(response.status_code, kind, title, detail, headers)
+
+
 def _granted_ispb(request: Request) -> str | None:
     """Return the ISPB the request's API key grants, as the authorizer put it in the context."""
     authorizer = (request.context or {}).get("authorizer") or {}

@@ -214,3 +214,18 @@ def test_error_has_no_pull_next(http: httpx.Client, ispb: str) -> None:
 
     assert response.status_code == 406
     assert "pull-next" not in response.headers
+
+
+def test_unrouted_method_is_problem_document(http: httpx.Client, ispb: str) -> None:
+    response = http.delete(f"/api/pix/{ispb}/stream/start")
+
+    assert_problem(response, 405, "DELETE")
+    assert response.headers["allow"] == "GET"
+
+
+def test_unsupported_content_type_is_problem_document(http: httpx.Client, ispb: str) -> None:
+    response = http.post(
+        f"/api/util/msgs/{ispb}/1", content=b"x", headers={"Content-Type": "text/plain"}
+    )
+
+    assert_problem(response, 415, "text/plain")
