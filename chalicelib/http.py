@@ -35,7 +35,7 @@ PROBLEMS: dict[type[PixStreamError], tuple[int, str, str]] = {
     AccessDenied: (403, "access-denied", "Access to this ISPB denied"),
     StreamNotFound: (404, "stream-not-found", "Stream not found"),
     NotAcceptable: (406, "not-acceptable", "Not acceptable"),
-    StreamGone: (410, "stream-gone", "Stream closed or expired"),
+    StreamGone: (410, "stream-gone", "Stream link no longer valid"),
     StreamLimitReached: (429, "stream-limit-reached", "Too many open streams"),
     StoreUnavailable: (503, "store-unavailable", "Store unavailable"),
 }
@@ -61,30 +61,35 @@ def wants_multipart(accept: str | None, format_param: str | None) -> bool:
 
     ``multipart/json`` selects the array, as does ``?format=multipart``;
     ``application/json``, ``application/*``, ``*/*`` or no ``Accept`` select one message.
-    Media ranges with ``q=0`` are excluded, as RFC 9110 defines.
+    Media ranges with ``q=0`` are excluded, as RFC 9110 defines, and when both formats are
+    acceptable the one with the higher quality wins (the array on a tie).
     """
     if format_param is not None and format_param != "multipart":
         raise InvalidFormat(format_param)
     ranges = _media_ranges(accept)
     if ranges is None:
         return format_param is not None
-    if MULTIPART_JSON in ranges:
+    multipart_quality = ranges.get(MULTIPART_JSON, 0.0)
+    single_quality = max((q for m, q in ranges.items() if m in SINGLE_MEDIA_RANGES), default=0.0)
+    if multipart_quality > 0 and multipart_quality >= single_quality:
         return True
-    if ranges & SINGLE_MEDIA_RANGES:
+    if single_quality > 0:
         return format_param is not None
     raise NotAcceptable(accept or "")
 
 
-def _media_ranges(accept: str | None) -> set[str] | None:
-    """Return the accepted media ranges, lower-cased, or None when any format will do."""
+def _media_ranges(accept: str | None) -> dict[str, float] | None:
+    """Return the accepted media ranges, lower-cased, with their quality (q > 0 only), or
+    None when any format will do."""
     if accept is None or not accept.strip():
         return None
-    accepted: set[str] = set()
+    accepted: dict[str, float] = {}
     for part in accept.split(","):
         media, _, params = part.partition(";")
         media = media.strip().lower()
-        if media and _quality(params) > 0:
-            accepted.add(media)
+        quality = _quality(params)
+        if media and quality > 0:
+            accepted[media] = max(quality, accepted.get(media, 0.0))
     return accepted
 
 

@@ -81,6 +81,10 @@ def test_unservable_accept_is_not_acceptable(accept: str) -> None:
 
 def test_zero_quality_range_is_excluded() -> None:
     assert http.wants_multipart("multipart/json;q=0, application/json", None) is False
+
+
+def test_higher_quality_single_wins() -> None:
+    assert http.wants_multipart("multipart/json;q=0.5, application/json;q=0.9", None) is False
     assert http.wants_multipart("application/json;q=0, multipart/json", None) is True
 
 
