@@ -62,8 +62,8 @@ if AUTH_REQUIRED:
     stream_authorizer = api_key_authorizer
 
 
-# Chalice answers an unrouted method (405) or an unsupported Content-Type (415) itself, with
-# its own {"Code", "Message"} body; these become problem documents like every other error.
+# Chalice replies to an unrouted method (405) or an unsupported Content-Type (415) itself, with
+# its own {"Code", "Message"} body. These replies become problem documents like every other error.
 CHALICE_ERRORS = {
     405: ("method-not-allowed", "Method not allowed"),
     415: ("unsupported-media-type", "Unsupported media type"),

@@ -13,7 +13,7 @@ class CapacityMeter:
     write_units: float = 0.0
     calls: int = 0
     # Calls whose response carried no ConsumedCapacity (DynamoDB Local leaves it out of
-    # PartiQL batches), so a report can say how complete its figures are.
+    # PartiQL batches), so a report can state how complete its figures are.
     unreported_calls: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
     # PartiQL statements sent and failed per operation, so that the cost of batches whose

@@ -24,7 +24,7 @@ AUTH = "PIX_AUTH"
 TRACING = "PIX_TRACING"
 
 # API Gateway ends every integration after 29 s and Chalice cannot raise that limit, so a
-# long poll must reply well before it, whatever PIX_WAIT_SECONDS says.
+# long poll must reply well before it, whatever PIX_WAIT_SECONDS is set to.
 GATEWAY_TIMEOUT_SECONDS = 29.0
 MAX_WAIT_SECONDS = 25.0
 
@@ -93,7 +93,7 @@ class Settings:
                 f"{BATCH_SIZE}={self.batch_size} is invalid: use 1 to {MAX_BATCH_SIZE}"
             )
         # A stream is renewed when a request starts, so the lease must outlast the longest
-        # poll; otherwise a stream could expire while its own request is still waiting.
+        # poll. Otherwise a stream could expire while its own request is still waiting.
         if self.lease_seconds <= self.wait_seconds + 1:
             raise SettingsError(
                 f"{LEASE_SECONDS}={self.lease_seconds} is invalid: it must exceed "

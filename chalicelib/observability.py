@@ -40,7 +40,7 @@ METRICS = (
 
 @dataclass
 class RequestRecord:
-    """What one request did, filled in as it runs and written once at its end."""
+    """The record of one request, filled in as it runs and written once at its end."""
 
     operation: str
     ispb: str | None = None

@@ -23,7 +23,7 @@ from chalicelib.streams import StreamService
 logger = logging.getLogger(__name__)
 
 # Short timeouts and few attempts keep one stalled DynamoDB call from outlasting the long
-# poll; botocore's legacy default is 10 attempts with a 60 s read timeout.
+# poll. botocore's legacy default is 10 attempts with a 60 s read timeout.
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=1,

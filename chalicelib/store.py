@@ -335,7 +335,7 @@ class PixStore:
         return self._query_queue(pending_queue(ispb), None, limit, with_body=True)
 
     def stream_messages(self, stream_id: str, after_read: int) -> list[QueueEntry]:
-        """Return the messages a stream holds from reads after `after_read`."""
+        """Return the messages claimed by a stream in reads after `after_read`."""
         # "~" sorts after every digit and "#", so this skips all reads <= after_read.
         return self._query_queue(
             stream_queue(stream_id), f"{after_read:010d}~", None, with_body=False
@@ -412,7 +412,7 @@ class PixStore:
     def release(self, ispb: str, stream_id: str, entries: Sequence[QueueEntry]) -> int:
         """Return claimed messages to pending; return how many this call moved.
 
-        A message moves only while the same claim still holds it, so releasing twice, or
+        A message moves only while the same claim still owns it, so releasing twice, or
         releasing a message that another stream has since claimed, changes nothing.
         """
         statements = [

@@ -2,7 +2,7 @@
 
 A stream's reads are numbered by link: the reply to a read on link ``k`` that carries
 messages points to link ``k + 1``, and a read on link ``k`` confirms every read before it.
-So at any time a stream holds at most one unconfirmed batch: the one its newest read
+So at any time a stream has at most one unconfirmed batch: the one its newest read
 delivered. Confirming it costs one write to the stream item, not one per message.
 """
 
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 LINK_PATTERN = re.compile(r"\A([0-9a-f]{32})-([1-9][0-9]{0,9})\Z")
 
-# A read that finds pending messages but loses every claim to other streams asks again at
+# A read that finds pending messages but loses every claim to other streams queries again at
 # once, this many times, before it waits like an empty read.
 CLAIM_ROUNDS = 3
 
@@ -42,14 +42,14 @@ CLAIM_ROUNDS = 3
 # oldest messages, which keeps a lone stream's deliveries in arrival order.
 CONTENTION_READS = 20
 
-# Per-process memory of streams and ISPBs is dropped past this many entries; losing it
-# only costs a spread claim or a reap that was not needed.
+# Per-process memory of streams and ISPBs is dropped past this many entries. Losing it only
+# costs a spread claim or a reap that was not needed.
 MEMORY_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
 class ReadResult:
-    """What a read returns: the messages (none for a 204) and the link to follow next."""
+    """The outcome of a read: its messages (none for a 204) and the link to follow next."""
 
     ispb: str
     stream_id: str
@@ -62,6 +62,20 @@ class ReadResult:
     @property
     def link_id(self) -> str:
         return make_link_id(self.stream_id, self.link)
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """One read of a stream: which link it serves, as which attempt, and how it claims."""
+
+    ispb: str
+    stream_id: str
+    link: int
+    attempt: str
+    slot: int
+    batch_size: int
+    # Queue position of the stream's newest delivery, or None before its first one.
+    last_sort: str | None
 
 
 def make_link_id(stream_id: str, link: int) -> str:
@@ -126,7 +140,7 @@ class StreamService:
         # share one still never share a message, and a stream that meets no competition
         # claims the oldest messages whatever its slot.
         # NOTE: a process that dies between this count and the open, or a store failure
-        # that also defeats the decrement below, leaves the count too high; that only
+        # that also defeats the decrement below, leaves the count too high. That only
         # shifts the slots of later streams.
         claimants = self._store.add_claimants(ispb, 1)
         slot = (claimants - 1) % self._settings.claim_spread
@@ -141,7 +155,8 @@ class StreamService:
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
         try:
-            return self._poll_read(ispb, stream_id, 1, attempt, slot, batch_size, deadline, None)
+            plan = ReadPlan(ispb, stream_id, 1, attempt, slot, batch_size, None)
+            return self._poll_read(plan, deadline)
         except StoreUnavailable:
             self._close_unannounced(ispb, stream_id)
             raise
@@ -181,7 +196,7 @@ class StreamService:
         attempt = secrets.token_hex(8)
         began = self._store.begin_read(ispb, stream_id, link, attempt, self._lease_until())
         if not began.applied:
-            return self._refused_read(ispb, link_id, stream_id, link, began.item)
+            return self._rejected_read(ispb, link_id, stream_id, link, began.item)
         assert began.item is not None
         before = StreamRecord.from_item(began.item)
         if before.attempt_link == link:
@@ -195,11 +210,10 @@ class StreamService:
             # read confirms `link`, such a message is neither pending nor delivered until
             # its TTL deletes it.
             observability.count("released", self._release_read(before, link))
-        return self._poll_read(
-            ispb, stream_id, link, attempt, before.slot, batch_size, deadline, before.last_sort
-        )
+        plan = ReadPlan(ispb, stream_id, link, attempt, before.slot, batch_size, before.last_sort)
+        return self._poll_read(plan, deadline)
 
-    def _refused_read(
+    def _rejected_read(
         self, ispb: str, link_id: str, stream_id: str, link: int, item: dict[str, object] | None
     ) -> ReadResult:
         stream = self._visible_stream(ispb, link_id, item)
@@ -252,22 +266,14 @@ class StreamService:
             retried=True,
         )
 
-    def _poll_read(
-        self,
-        ispb: str,
-        stream_id: str,
-        link: int,
-        attempt: str,
-        slot: int,
-        batch_size: int,
-        deadline: float,
-        last_sort: str | None,
-    ) -> ReadResult:
+    def _poll_read(self, plan: ReadPlan, deadline: float) -> ReadResult:
+        ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
+
         def claim_once() -> list[QueueEntry] | None:
             with tracing.subsegment("LongPollAttempt") as span:
                 span.annotate("ispb", ispb)
                 span.annotate("stream_id", stream_id)
-                claimed = self._claim(ispb, stream_id, link, attempt, slot, batch_size, last_sort)
+                claimed = self._claim(plan)
                 span.metadata("claimed", len(claimed or ()))
                 return claimed
 
@@ -290,25 +296,18 @@ class StreamService:
             ispb, stream_id, link + 1, tuple(e.body for e in claimed), ids, polls=polls
         )
 
-    def _claim(
-        self,
-        ispb: str,
-        stream_id: str,
-        link: int,
-        attempt: str,
-        slot: int,
-        batch_size: int,
-        last_sort: str | None,
-    ) -> list[QueueEntry] | None:
+    def _claim(self, plan: ReadPlan) -> list[QueueEntry] | None:
+        ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
+        slot, batch_size, last_sort = plan.slot, plan.batch_size, plan.last_sort
         for _ in range(CLAIM_ROUNDS):
             spreading = batch_size > 1 and self._contended.get(stream_id, 0) > 0
             window_slot = slot if spreading else 0
             pending = self._store.pending_messages(ispb, batch_size * (window_slot + 1))
             if not pending:
                 return None
-            # Messages after the stream's newest delivery keep its order; older ones (left
-            # by a lost race or returned by an ended stream) are taken only when nothing
-            # newer is among the candidates, so they are never left behind.
+            # Messages after the stream's newest delivery keep its order. Older ones, left by
+            # a lost race or returned by an ended stream, are taken when nothing newer is
+            # among the candidates, so they are never left behind.
             newer = [e for e in pending if last_sort is None or e.queue_sort > last_sort]
             window = pick_window(newer or pending, window_slot, batch_size)
             won = self._store.claim(ispb, window, stream_id, link, attempt)
@@ -420,10 +419,10 @@ class StreamService:
     def _release_read(
         self, stream: StreamRecord, first_read: int, through_end: bool = False
     ) -> int:
-        held = self._store.stream_messages(stream.stream_id, after_read=first_read - 1)
+        in_flight = self._store.stream_messages(stream.stream_id, after_read=first_read - 1)
         if not through_end:
-            held = [e for e in held if e.queue_sort.startswith(f"{first_read:010d}#")]
-        return self._store.release(stream.ispb, stream.stream_id, held)
+            in_flight = [e for e in in_flight if e.queue_sort.startswith(f"{first_read:010d}#")]
+        return self._store.release(stream.ispb, stream.stream_id, in_flight)
 
     def reap_ispb(self, ispb: str) -> int:
         """End the expired streams of one ISPB; return how many slots that freed."""
@@ -437,7 +436,7 @@ class StreamService:
             self._no_expiry_before.clear()
         if leases:
             # The index may lag behind a stream opened a moment ago, whose lease can end
-            # before the ones seen here; half a lease bounds how long such a stream waits.
+            # before the ones seen here. Half a lease bounds how long such a stream waits.
             horizon = now + self._settings.lease_seconds / 2
             self._no_expiry_before[ispb] = min(*leases, horizon)
         else:

@@ -23,7 +23,7 @@ LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "loc
 
 
 class LocalStackError(RuntimeError):
-    """A local service could not be started; the message says what to install or fix."""
+    """A local service could not be started. The message names what to install or fix."""
 
 
 def find_jar(project_dir: Path = PROJECT_DIR) -> Path:
@@ -140,7 +140,9 @@ class DynamoDBLocal:
             except Exception:  # any failure means "not ready yet"
                 time.sleep(0.2)
         self.stop()
-        raise LocalStackError(f"DynamoDB Local did not answer on {self.endpoint} in {timeout} s")
+        raise LocalStackError(
+            f"DynamoDB Local did not respond on {self.endpoint} within {timeout} s: see its log"
+        )
 
     def stop(self) -> None:
         """Stop the process group this object started, and nothing else."""

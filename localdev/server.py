@@ -7,7 +7,7 @@
    so each keep-alive reply waits about 40 ms for the client's delayed ACK. Here
    `TCP_NODELAY` is set on accepted sockets.
 3. The listening socket queues only 5 waiting connections (the standard library's default),
-   so bursts of long polls get refused or stall. Here the queue holds 1,024.
+   so bursts of long polls get refused or stall. Here the queue has room for 1,024.
 
 It also compresses replies and sends API Gateway's own error replies as the deployed API
 Gateway does (see localdev.gateway).
