@@ -15,6 +15,10 @@ pricing rules and labelled as computed:
 - DynamoDB Local reports only the table's units, never a global secondary index's. On AWS
   an update that changes an index key costs a delete plus a put in the index, one that adds
   or removes the item from a sparse index costs one index write, and `TOTAL` includes them.
+- DynamoDB Local reports the same few units for every `TransactWriteItems` call, whatever
+  it writes. The claim transaction is priced instead, and its reported units are left out:
+  two write units per KB of each item it writes (the messages and the stream item), the
+  same when it is cancelled, plus the index writes of the messages it takes.
 """
 
 import json
@@ -31,16 +35,19 @@ CREATE_OPERATIONS = frozenset({"CreateMessages"})
 # names plus values of pk, ispb, queue_key, queue_sort, created_at, claim and expires_at
 # (see chalicelib/store.py). DynamoDB sizes an item as the UTF-8 bytes of names and values.
 MESSAGE_OVERHEAD_BYTES = 224
-# The `queue` index entry of a message: its keys, the table key and the projected body and
-# claim attributes.
+# The `queue` index entry of a message: its keys, the table key and the projected body.
 QUEUE_ENTRY_OVERHEAD_BYTES = 178
 WRITE_UNIT_BYTES = 1024
 
 # Index writes per successful statement or call, by store operation, from the index changes
-# in chalicelib/store.py: a claim or release moves the message to another `queue` key
-# (delete plus put), an insert adds it, opening a stream puts it into `open-streams` and
-# forgetting it removes it from there.
-QUEUE_INDEX_WRITES = {"InsertMessages": 1, "ClaimMessages": 2, "ReleaseMessages": 2}
+# in chalicelib/store.py: an insert or a release puts the message into `queue`, a claim
+# removes it, opening a stream puts it into `open-streams` and forgetting it removes it.
+QUEUE_INDEX_WRITES = {"InsertMessages": 1, "ClaimMessages": 1, "ReleaseMessages": 1}
+# Transactional operations: each item written costs twice a plain write. Besides its
+# messages, each claim transaction writes the stream item, which stays under 1 KB.
+TRANSACTIONS = frozenset({"ClaimMessages"})
+TRANSACTION_FACTOR = 2
+STREAM_ITEM_UNITS = 1
 OPEN_STREAMS_INDEX_WRITES = {"OpenStream": 1, "ForgetStream": 1}
 # The least a read is charged even when it returns nothing: an eventually consistent Query
 # 0.5 units, a strongly consistent GetItem 1 unit. DynamoDB Local reports 0 for an empty
@@ -95,13 +102,18 @@ class CostTotals:
         calls: dict[str, int] = line.get("storeCallsByOperation", {})
         minimum = sum(MINIMUM_READ_UNITS.get(op, 0.0) * count for op, count in calls.items())
         self.computed_read_minimum += max(0.0, minimum - reported_read)
+        reported_units: dict[str, float] = line.get("unitsByOperation", {})
         for operation, count in calls.items():
             self.calls_by_operation[operation] = self.calls_by_operation.get(operation, 0) + count
             self.computed_index_write += OPEN_STREAMS_INDEX_WRITES.get(operation, 0) * count
+            if operation in TRANSACTIONS:
+                self.reported_write -= reported_units.get(operation, 0.0)
+                self.computed_statement_write += TRANSACTION_FACTOR * STREAM_ITEM_UNITS * count
         statements: dict[str, dict[str, int]] = line.get("statementsByOperation", {})
         for operation, counts in statements.items():
             sent, failed = counts["sent"], counts["failed"]
-            self.computed_statement_write += sent * model.item_units
+            factor = TRANSACTION_FACTOR if operation in TRANSACTIONS else 1
+            self.computed_statement_write += factor * sent * model.item_units
             self.computed_index_write += model.index_units(operation, sent - failed)
 
     @property

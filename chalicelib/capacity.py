@@ -16,9 +16,13 @@ class CapacityMeter:
     # PartiQL batches), so a report can state how complete its figures are.
     unreported_calls: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
-    # PartiQL statements sent and failed per operation, so that the cost of batches whose
-    # response has no ConsumedCapacity can be computed from DynamoDB's pricing rules.
+    # PartiQL statements (or transaction items) sent and failed per operation, so that the
+    # cost of calls that DynamoDB Local does not report can be computed from DynamoDB's
+    # pricing rules.
     statements: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Units the responses reported, per operation, so a report can replace figures that
+    # DynamoDB Local gets wrong.
+    units_by_operation: dict[str, float] = field(default_factory=dict)
 
     def add(self, operation: str, response: dict[str, Any]) -> None:
         self.calls += 1
@@ -28,6 +32,7 @@ class CapacityMeter:
             self.unreported_calls += 1
             return
         entries = consumed if isinstance(consumed, list) else [consumed]
+        before = self.read_units + self.write_units
         for entry in entries:
             self.read_units += float(entry.get("ReadCapacityUnits", 0.0))
             self.write_units += float(entry.get("WriteCapacityUnits", 0.0))
@@ -38,6 +43,8 @@ class CapacityMeter:
                     self.read_units += total
                 else:
                     self.write_units += total
+        reported = self.read_units + self.write_units - before
+        self.units_by_operation[operation] = self.units_by_operation.get(operation, 0) + reported
 
     def add_statements(self, operation: str, sent: int, failed: int) -> None:
         counts = self.statements.setdefault(operation, {"sent": 0, "failed": 0})

@@ -95,6 +95,7 @@ class RequestRecord:
             "unreportedStoreCalls": self.meter.unreported_calls,
             "storeCallsByOperation": self.meter.by_operation,
             "statementsByOperation": self.meter.statements,
+            "unitsByOperation": self.meter.units_by_operation,
         }
         for name, _, attribute in METRICS:
             document[name] = getattr(self, attribute)

@@ -4,10 +4,12 @@ Items, by partition key:
 
 - ``MSG#<endToEndId>``: one message. While pending, its ``queue_key`` is ``P#<ispb>`` and its
   ``queue_sort`` orders it by arrival, so the ``queue`` index lists an ISPB's pending messages
-  oldest first. A claim moves it, in one conditional write, to ``queue_key = C#<stream>`` with
-  the read number in front of ``queue_sort``, so the same index lists what a stream holds.
+  oldest first. A claim removes ``queue_key``, which drops the message from that index, and
+  records the claiming read's attempt token in ``claim``.
 - ``STREAM#<id>``: one stream: its newest link number, the last read it confirmed, its lease,
   and the messages of its newest read. Open streams also appear in the ``open-streams`` index.
+  A read's claims and the stream's move to its next link are one transaction, so no message
+  is ever held by a read that the stream does not record.
 - ``ISPB#<ispb>``: the number of open streams of that ISPB, the counter behind the limit.
 - ``KEY#<sha256 hex>``: an API key, stored only as the SHA-256 hash of the key, and the ISPB
   it grants access to.
@@ -93,22 +95,6 @@ def pending_queue(ispb: str) -> str:
     return f"P#{ispb}"
 
 
-def stream_queue(stream_id: str) -> str:
-    return f"C#{stream_id}"
-
-
-def claimed_sort(read: int, pending_sort: str) -> str:
-    return f"{read:010d}#{pending_sort}"
-
-
-def pending_sort_of(claimed: str) -> str:
-    return claimed.split("#", 1)[1]
-
-
-def read_of(claimed: str) -> int:
-    return int(claimed.split("#", 1)[0])
-
-
 def api_key_key(key_hash: str) -> str:
     return f"KEY#{key_hash}"
 
@@ -126,7 +112,6 @@ class QueueEntry:
     end_to_end_id: str
     body: str
     queue_sort: str
-    claim: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +160,21 @@ class Outcome:
 
     applied: bool
     item: Item | None
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """Result of claiming messages for a read.
+
+    When the claim did not apply, nothing was written: `lost` names the messages that
+    another stream holds, and `refused` tells that the stream itself refused the read, with
+    `stream` the stream item as it was.
+    """
+
+    applied: bool
+    lost: frozenset[str] = frozenset()
+    refused: bool = False
+    stream: Item | None = None
 
 
 def _is_unavailable(exc: Exception) -> str | None:
@@ -332,105 +332,134 @@ class PixStore:
 
     def pending_messages(self, ispb: str, limit: int) -> list[QueueEntry]:
         """Return up to `limit` pending messages of `ispb`, oldest first."""
-        return self._query_queue(pending_queue(ispb), None, limit, with_body=True)
-
-    def stream_messages(self, stream_id: str, after_read: int) -> list[QueueEntry]:
-        """Return the messages claimed by a stream in reads after `after_read`."""
-        # "~" sorts after every digit and "#", so this skips all reads <= after_read.
-        return self._query_queue(
-            stream_queue(stream_id), f"{after_read:010d}~", None, with_body=False
-        )
-
-    def _query_queue(
-        self, queue_key: str, sort_after: str | None, limit: int | None, *, with_body: bool
-    ) -> list[QueueEntry]:
-        condition = "queue_key = :q"
-        values: Item = {":q": {"S": queue_key}}
-        if sort_after is not None:
-            condition += " AND queue_sort > :s"
-            values[":s"] = {"S": sort_after}
         kwargs: Item = {
             "TableName": self._table,
             "IndexName": QUEUE_INDEX,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-            "ProjectionExpression": "pk, queue_sort, claim" + (", body" if with_body else ""),
+            "KeyConditionExpression": "queue_key = :q",
+            "ExpressionAttributeValues": {":q": {"S": pending_queue(ispb)}},
+            "ProjectionExpression": "pk, queue_sort, body",
         }
         entries: list[QueueEntry] = []
-        while True:
-            if limit is not None:
-                kwargs["Limit"] = limit - len(entries)
+        while len(entries) < limit:
+            kwargs["Limit"] = limit - len(entries)
             response = self._request("Query", "query", **kwargs)
             entries.extend(_queue_entry(item) for item in response.get("Items", []))
             last = response.get("LastEvaluatedKey")
-            if last is None or (limit is not None and len(entries) >= limit):
-                return entries
+            if last is None:
+                break
             kwargs["ExclusiveStartKey"] = last
+        return entries
 
-    def claim(
+    def claim_read(
         self,
         ispb: str,
         entries: Sequence[QueueEntry],
         stream_id: str,
-        read: int,
+        link: int,
         attempt: str,
-    ) -> list[QueueEntry]:
-        """Claim pending messages for one read of a stream; return those this call won.
+        lease_until: float,
+        last_sort: str,
+    ) -> ClaimOutcome:
+        """Claim pending messages for read `link` of a stream and record the read, atomically.
 
-        Each statement only applies while the message is still pending, so of two readers
-        racing for a message exactly one wins; the loser skips it and never retries it.
-        A statement whose condition fails because this same attempt already holds the
-        message (botocore repeated a call whose reply was lost) counts as won, so that no
-        claim is left behind unrecorded.
+        One transaction takes every message, each only while it is still pending, and moves
+        the stream to link ``link + 1`` with these messages in flight. That write also
+        confirms the reads before `link`, renews the lease and records `last_sort`, the queue
+        position of the newest message claimed. It applies only to an open,
+        unexpired stream of `ispb` whose newest link is `link`, so of two requests racing on
+        one link, or on one message, exactly one wins and the other writes nothing.
         """
+        ids = [entry.end_to_end_id for entry in entries]
         expires_at = int(self._clock()) + self._retention_seconds
-        statements = [
+        items: list[Item] = [
             {
-                "Statement": (
-                    f'UPDATE "{self._table}" SET queue_key = ? SET queue_sort = ? '
-                    "SET claim = ? SET expires_at = ? WHERE pk = ? AND queue_key = ?"
-                ),
-                "Parameters": [
-                    {"S": stream_queue(stream_id)},
-                    {"S": claimed_sort(read, entry.queue_sort)},
-                    {"S": attempt},
-                    {"N": str(expires_at)},
-                    {"S": message_key(entry.end_to_end_id)},
-                    {"S": pending_queue(ispb)},
-                ],
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": message_key(end_to_end_id)}},
+                    "UpdateExpression": "REMOVE queue_key SET claim = :attempt, expires_at = :exp",
+                    "ConditionExpression": "queue_key = :pending",
+                    "ExpressionAttributeValues": {
+                        ":attempt": {"S": attempt},
+                        ":exp": {"N": str(expires_at)},
+                        ":pending": {"S": pending_queue(ispb)},
+                    },
+                }
             }
-            for entry in entries
+            for end_to_end_id in ids
         ]
-        results = self._batch_statements("ClaimMessages", statements)
-        return [
-            entry
-            for entry, result in zip(entries, results, strict=True)
-            if _claimed_by(result, stream_id, attempt)
-        ]
+        items.append(
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": stream_key(stream_id)}},
+                    "UpdateExpression": (
+                        "SET link = :next, acked = :acked, lease_until = :lease, "
+                        "attempt = :attempt, attempt_link = :link, inflight_read = :link, "
+                        "inflight_ids = :ids, committed = :attempt, last_sort = :last_sort"
+                    ),
+                    "ConditionExpression": (
+                        "ispb = :ispb AND #state = :open AND link = :link AND lease_until > :now"
+                    ),
+                    "ExpressionAttributeNames": {"#state": "state"},
+                    "ExpressionAttributeValues": {
+                        ":next": {"N": str(link + 1)},
+                        ":acked": {"N": str(link - 1)},
+                        ":lease": {"N": repr(lease_until)},
+                        ":attempt": {"S": attempt},
+                        ":link": {"N": str(link)},
+                        ":ids": {"L": [{"S": i} for i in ids]},
+                        ":last_sort": {"S": last_sort},
+                        ":ispb": {"S": ispb},
+                        ":open": {"S": STATE_OPEN},
+                        ":now": {"N": repr(self._clock())},
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        )
+        reasons = self._transaction("ClaimMessages", items)
+        capacity.record_statements("ClaimMessages", len(ids), 0 if reasons is None else len(ids))
+        if reasons is None:
+            return ClaimOutcome(applied=True)
+        if len(reasons) != len(items):
+            raise StoreUnavailable("ClaimMessages", "TransactionCanceledException")
+        *message_reasons, stream_reason = reasons
+        lost = frozenset(
+            end_to_end_id
+            for end_to_end_id, reason in zip(ids, message_reasons, strict=True)
+            if reason.get("Code") in ("ConditionalCheckFailed", "TransactionConflict")
+        )
+        if stream_reason.get("Code") == "ConditionalCheckFailed":
+            return ClaimOutcome(
+                applied=False, lost=lost, refused=True, stream=stream_reason.get("Item")
+            )
+        if stream_reason.get("Code") == "TransactionConflict" or not lost:
+            # The stream item is busy (a DELETE or an expiry is ending it) or the store
+            # gave no reason this code knows: the caller tries again later.
+            codes = ",".join(r.get("Code", "None") for r in reasons)
+            raise StoreUnavailable("ClaimMessages", codes)
+        return ClaimOutcome(applied=False, lost=lost)
 
-    def release(self, ispb: str, stream_id: str, entries: Sequence[QueueEntry]) -> int:
+    def release(self, ispb: str, end_to_end_ids: Sequence[str], claim: str) -> int:
         """Return claimed messages to pending; return how many this call moved.
 
-        A message moves only while the same claim still owns it, so releasing twice, or
-        releasing a message that another stream has since claimed, changes nothing.
+        A message moves only while `claim`, the attempt token of the read that took it,
+        still holds it, so releasing twice, or releasing a message that another stream has
+        since claimed, changes nothing. Its place in the queue is the one it had before.
         """
         statements = [
             {
                 "Statement": (
-                    f'UPDATE "{self._table}" SET queue_key = ? SET queue_sort = ? '
-                    "REMOVE claim REMOVE expires_at WHERE pk = ? AND queue_key = ? AND claim = ?"
+                    f'UPDATE "{self._table}" SET queue_key = ? '
+                    "REMOVE claim REMOVE expires_at WHERE pk = ? AND claim = ?"
                 ),
                 "Parameters": [
                     {"S": pending_queue(ispb)},
-                    {"S": pending_sort_of(entry.queue_sort)},
-                    {"S": message_key(entry.end_to_end_id)},
-                    {"S": stream_queue(stream_id)},
-                    {"S": entry.claim or ""},
+                    {"S": message_key(end_to_end_id)},
+                    {"S": claim},
                 ],
             }
-            for entry in entries
-            if entry.claim
+            for end_to_end_id in end_to_end_ids
         ]
         if not statements:
             return 0
@@ -512,32 +541,41 @@ class PixStore:
     def _transact(self, operation: str, items: list[Item]) -> Outcome:
         """Run a transaction; a failed condition returns the first item as it was.
 
-        botocore does not retry cancelled transactions, so a conflict with another
-        transaction is tried again here, a few times, before it counts as unavailable.
-        botocore's own retries of a throttled or timed-out call reuse the
-        ``ClientRequestToken`` it generates per call, so DynamoDB applies the call once.
+        A conflict with another transaction is tried again, a few times, before it counts
+        as unavailable.
         """
         for _ in range(3):
-            try:
-                with self._call(operation):
-                    response = self._client.transact_write_items(
-                        TransactItems=items, ReturnConsumedCapacity="TOTAL"
-                    )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    raise
-                error: dict[str, Any] = dict(exc.response)
-                capacity.record(operation, error)
-                reasons: list[Item] = error.get("CancellationReasons", [])
-                codes = [r.get("Code", "None") for r in reasons]
-                if "ConditionalCheckFailed" in codes:
-                    return Outcome(applied=False, item=reasons[0].get("Item"))
-                if "TransactionConflict" in codes:
-                    continue
-                raise StoreUnavailable(operation, ",".join(codes)) from exc
-            capacity.record(operation, response)
-            return Outcome(applied=True, item=None)
+            reasons = self._transaction(operation, items)
+            if reasons is None:
+                return Outcome(applied=True, item=None)
+            codes = [r.get("Code", "None") for r in reasons]
+            if "ConditionalCheckFailed" in codes:
+                return Outcome(applied=False, item=reasons[0].get("Item"))
+            if "TransactionConflict" not in codes:
+                raise StoreUnavailable(operation, ",".join(codes))
         raise StoreUnavailable(operation, "TransactionConflict")
+
+    def _transaction(self, operation: str, items: list[Item]) -> list[Item] | None:
+        """Run one transaction; return None if it applied, else each item's cancellation reason.
+
+        botocore does not retry cancelled transactions. Its own retries of a throttled or
+        timed-out call reuse the ``ClientRequestToken`` it generates per call, so DynamoDB
+        applies the call once.
+        """
+        try:
+            with self._call(operation):
+                response = self._client.transact_write_items(
+                    TransactItems=items, ReturnConsumedCapacity="TOTAL"
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            error: dict[str, Any] = dict(exc.response)
+            capacity.record(operation, error)
+            reasons: list[Item] = error.get("CancellationReasons", [])
+            return reasons
+        capacity.record(operation, response)
+        return None
 
     def begin_read(
         self, ispb: str, stream_id: str, link: int, attempt: str, lease_until: float
@@ -569,42 +607,6 @@ class PixStore:
                 ":now": {"N": repr(self._clock())},
             },
             ReturnValues="ALL_OLD",
-        )
-
-    def commit_read(
-        self,
-        stream_id: str,
-        link: int,
-        attempt: str,
-        end_to_end_ids: Sequence[str],
-        last_sort: str = "",
-    ) -> Outcome:
-        """Record that read `link` delivered these messages and advance to the next link.
-
-        `last_sort` is the pending queue position of the newest message delivered.
-        """
-        return self._conditional(
-            "CommitRead",
-            "update_item",
-            TableName=self._table,
-            Key={"pk": {"S": stream_key(stream_id)}},
-            UpdateExpression=(
-                "SET link = :next, inflight_read = :link, inflight_ids = :ids, "
-                "committed = :attempt, last_sort = :last_sort"
-            ),
-            ConditionExpression=(
-                "attempt = :attempt AND link = :link AND #state = :open AND lease_until > :now"
-            ),
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={
-                ":next": {"N": str(link + 1)},
-                ":link": {"N": str(link)},
-                ":ids": {"L": [{"S": i} for i in end_to_end_ids]},
-                ":attempt": {"S": attempt},
-                ":last_sort": {"S": last_sort},
-                ":open": {"S": STATE_OPEN},
-                ":now": {"N": repr(self._clock())},
-            },
         )
 
     def renew_lease(self, stream_id: str, link: int, acked: int, lease_until: float) -> Outcome:
@@ -791,24 +793,9 @@ class PixStore:
         return ispb
 
 
-def _claimed_by(result: Item, stream_id: str, attempt: str) -> bool:
-    """Tell whether a claim statement left its message held by `attempt` of `stream_id`."""
-    error = result.get("Error")
-    if error is None:
-        return True
-    if error.get("Code") != "ConditionalCheckFailed":
-        return False
-    item = error.get("Item", {})
-    return bool(
-        item.get("queue_key", {}).get("S") == stream_queue(stream_id)
-        and item.get("claim", {}).get("S") == attempt
-    )
-
-
 def _queue_entry(item: Item) -> QueueEntry:
     return QueueEntry(
         end_to_end_id=item["pk"]["S"].removeprefix("MSG#"),
         body=item.get("body", {}).get("S", ""),
         queue_sort=item["queue_sort"]["S"],
-        claim=item.get("claim", {}).get("S"),
     )

@@ -3,7 +3,12 @@
 A stream's reads are numbered by link: the reply to a read on link ``k`` that carries
 messages points to link ``k + 1``, and a read on link ``k`` confirms every read before it.
 So at any time a stream has at most one unconfirmed batch: the one its newest read
-delivered. Confirming it costs one write to the stream item, not one per message.
+delivered. The transaction that claims a batch also confirms the reads before it.
+
+A process remembers the streams it served last. A read that this memory shows on the
+stream's newest link, with enough lease left for the whole wait, goes straight to the
+queue: the claim transaction checks the stream anyway, and refuses a read that another
+request or process has moved past.
 """
 
 import logging
@@ -24,9 +29,7 @@ from chalicelib.store import (
     PixStore,
     QueueEntry,
     StreamRecord,
-    claimed_sort,
     open_shard,
-    pending_sort_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,8 +46,12 @@ CLAIM_ROUNDS = 3
 CONTENTION_READS = 20
 
 # Per-process memory of streams and ISPBs is dropped past this many entries. Losing it only
-# costs a spread claim or a reap that was not needed.
+# costs a spread claim, a reap or a stream read that was not needed.
 MEMORY_LIMIT = 10_000
+
+# A read skips reading its stream first only if the stream's lease outlasts the read's wait
+# by this many seconds, which leaves time for the write that ends the read.
+LEASE_MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,25 @@ class ReadPlan:
     batch_size: int
     # Queue position of the stream's newest delivery, or None before its first one.
     last_sort: str | None
+
+
+@dataclass(frozen=True)
+class KnownStream:
+    """What this process last wrote to a stream, enough to read it without reading it first."""
+
+    ispb: str
+    link: int
+    slot: int
+    last_sort: str | None
+    lease_until: float
+
+
+class _Refused(Exception):
+    """The stream refused a read's claim; `item` is the stream item as it was."""
+
+    def __init__(self, item: dict[str, object] | None) -> None:
+        super().__init__("the stream refused the claim")
+        self.item = item
 
 
 def make_link_id(stream_id: str, link: int) -> str:
@@ -125,6 +151,8 @@ class StreamService:
         # Per ISPB, a time before which none of its open streams can expire, learnt from its
         # last reap. Leases only move later, so a full ISPB is not reaped again before then.
         self._no_expiry_before: dict[str, float] = {}
+        # The streams this process served last, by stream id (see KnownStream).
+        self._known: dict[str, KnownStream] = {}
 
     def _lease_until(self) -> float:
         return self._clock() + self._settings.lease_seconds
@@ -144,8 +172,9 @@ class StreamService:
         # shifts the slots of later streams.
         claimants = self._store.add_claimants(ispb, 1)
         slot = (claimants - 1) % self._settings.claim_spread
+        lease_until = self._lease_until()
         try:
-            opened = self._open_or_reap(ispb, stream_id, attempt, slot)
+            opened = self._open_or_reap(ispb, stream_id, attempt, slot, lease_until)
         except StoreUnavailable:
             self._store.add_claimants(ispb, -1)
             raise
@@ -154,9 +183,10 @@ class StreamService:
             observability.count("limit_rejections")
             raise StreamLimitReached(ispb, self._settings.stream_limit)
         logger.info("stream opened", extra={"ispb": ispb, "stream": stream_id})
+        self._remember(stream_id, KnownStream(ispb, 1, slot, None, lease_until))
         try:
             plan = ReadPlan(ispb, stream_id, 1, attempt, slot, batch_size, None)
-            return self._poll_read(plan, deadline)
+            return self._poll_read(plan, deadline, renewed=True)
         except StoreUnavailable:
             self._close_unannounced(ispb, stream_id)
             raise
@@ -177,16 +207,21 @@ class StreamService:
                 extra={"ispb": ispb, "stream": stream_id},
             )
 
-    def _open_or_reap(self, ispb: str, stream_id: str, attempt: str, slot: int) -> bool:
-        if self._try_open(ispb, stream_id, attempt, slot):
-            return True
-        # Expired streams may still hold slots: free them, then try once more.
-        return bool(self.reap_ispb(ispb)) and self._try_open(ispb, stream_id, attempt, slot)
-
-    def _try_open(self, ispb: str, stream_id: str, attempt: str, slot: int) -> bool:
+    def _open_or_reap(
+        self, ispb: str, stream_id: str, attempt: str, slot: int, lease_until: float
+    ) -> bool:
         limit = self._settings.stream_limit
-        lease_until = self._lease_until()
-        return self._store.open_stream(ispb, stream_id, limit, attempt, lease_until, slot)
+
+        def try_open() -> bool:
+            return self._store.open_stream(ispb, stream_id, limit, attempt, lease_until, slot)
+
+        # Expired streams may still hold slots: free them, then try once more.
+        return try_open() or (bool(self.reap_ispb(ispb)) and try_open())
+
+    def _remember(self, stream_id: str, known: KnownStream) -> None:
+        if len(self._known) >= MEMORY_LIMIT:
+            self._known.clear()
+        self._known[stream_id] = known
 
     # Reading
 
@@ -194,28 +229,32 @@ class StreamService:
         """Read on a link: confirm earlier reads, then wait for new messages."""
         stream_id, link = parse_link_id(ispb, link_id)
         attempt = secrets.token_hex(8)
-        began = self._store.begin_read(ispb, stream_id, link, attempt, self._lease_until())
+        known = self._known.get(stream_id)
+        wait_ends = self._clock() + max(0.0, deadline - self._monotonic())
+        if (
+            known is not None
+            and known.ispb == ispb
+            and known.link == link
+            and known.lease_until > wait_ends + LEASE_MARGIN_SECONDS
+        ):
+            plan = ReadPlan(ispb, stream_id, link, attempt, known.slot, batch_size, known.last_sort)
+            return self._poll_read(plan, deadline, renewed=False)
+        lease_until = self._lease_until()
+        began = self._store.begin_read(ispb, stream_id, link, attempt, lease_until)
         if not began.applied:
             return self._rejected_read(ispb, link_id, stream_id, link, began.item)
         assert began.item is not None
         before = StreamRecord.from_item(began.item)
-        if before.attempt_link == link:
-            # An earlier request on this link may have claimed messages and died before
-            # recording them; none of that read's claims can have been delivered, and since
-            # begin_read replaced its attempt, none of them can be committed any more.
-            # NOTE: a claim this query does not see stays behind on read `link`: one that
-            # the queue index does not show yet (on DynamoDB it is eventually consistent),
-            # or one that a request still running on this link lands later and then fails
-            # to release because its process dies or the store keeps failing. Once a later
-            # read confirms `link`, such a message is neither pending nor delivered until
-            # its TTL deletes it.
-            observability.count("released", self._release_read(before, link))
+        self._remember(
+            stream_id, KnownStream(ispb, link, before.slot, before.last_sort, lease_until)
+        )
         plan = ReadPlan(ispb, stream_id, link, attempt, before.slot, batch_size, before.last_sort)
-        return self._poll_read(plan, deadline)
+        return self._poll_read(plan, deadline, renewed=True)
 
     def _rejected_read(
         self, ispb: str, link_id: str, stream_id: str, link: int, item: dict[str, object] | None
     ) -> ReadResult:
+        self._known.pop(stream_id, None)
         stream = self._visible_stream(ispb, link_id, item)
         self._raise_if_ended(stream, link_id)
         if link > stream.link:
@@ -266,8 +305,10 @@ class StreamService:
             retried=True,
         )
 
-    def _poll_read(self, plan: ReadPlan, deadline: float) -> ReadResult:
-        ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
+    def _poll_read(self, plan: ReadPlan, deadline: float, renewed: bool) -> ReadResult:
+        """Wait for messages and claim them; `renewed` tells that the read renewed the lease."""
+        ispb, stream_id, link = plan.ispb, plan.stream_id, plan.link
+        link_id = make_link_id(stream_id, link)
 
         def claim_once() -> list[QueueEntry] | None:
             with tracing.subsegment("LongPollAttempt") as span:
@@ -278,23 +319,34 @@ class StreamService:
                 return claimed
 
         began = self._monotonic()
-        claimed, polls = self._poll.run(ispb, deadline, claim_once)
-        observability.count("wait_ms", round((self._monotonic() - began) * 1000))
+        try:
+            claimed, polls = self._poll.run(ispb, deadline, claim_once)
+        except _Refused as refused:
+            return self._rejected_read(ispb, link_id, stream_id, link, refused.item)
+        finally:
+            observability.count("wait_ms", round((self._monotonic() - began) * 1000))
         observability.count("polls", polls)
         observability.count("empty_polls", polls - (1 if claimed else 0))
-        if not claimed:
-            return ReadResult(ispb, stream_id, link, (), (), polls=polls)
-        ids = tuple(entry.end_to_end_id for entry in claimed)
-        newest = max(pending_sort_of(entry.queue_sort) for entry in claimed)
-        committed = self._store.commit_read(stream_id, link, attempt, ids, newest)
-        if not committed.applied and not _committed_by(committed.item, attempt, link):
-            # Another request took over this link, or the stream ended meanwhile: give
-            # the messages back, since this reply will never be confirmed.
-            observability.count("released", self._store.release(ispb, stream_id, claimed))
-            raise StreamGone(make_link_id(stream_id, link), _superseded_reason(committed.item))
-        return ReadResult(
-            ispb, stream_id, link + 1, tuple(e.body for e in claimed), ids, polls=polls
-        )
+        if claimed:
+            return ReadResult(
+                ispb,
+                stream_id,
+                link + 1,
+                tuple(e.body for e in claimed),
+                tuple(e.end_to_end_id for e in claimed),
+                polls=polls,
+            )
+        if not renewed:
+            # The read did not confirm the reads before it on the way in; an empty one
+            # does that now, and renews the lease, or learns that the stream has ended.
+            lease_until = self._lease_until()
+            began_read = self._store.begin_read(ispb, stream_id, link, plan.attempt, lease_until)
+            if not began_read.applied:
+                return self._rejected_read(ispb, link_id, stream_id, link, began_read.item)
+            self._remember(
+                stream_id, KnownStream(ispb, link, plan.slot, plan.last_sort, lease_until)
+            )
+        return ReadResult(ispb, stream_id, link, (), (), polls=polls)
 
     def _claim(self, plan: ReadPlan) -> list[QueueEntry] | None:
         ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
@@ -310,16 +362,26 @@ class StreamService:
             # among the candidates, so they are never left behind.
             newer = [e for e in pending if last_sort is None or e.queue_sort > last_sort]
             window = pick_window(newer or pending, window_slot, batch_size)
-            won = self._store.claim(ispb, window, stream_id, link, attempt)
-            self._note_contention(stream_id, lost=len(won) < len(window))
-            if len(pending) > len(won):
-                # Others of this ISPB may be waiting for what this read left behind.
-                self._signal.notify(ispb, waiters=len(pending) - len(won))
-            if won:
-                return [
-                    replace(e, claim=attempt, queue_sort=claimed_sort(link, e.queue_sort))
-                    for e in won
-                ]
+            while window:
+                newest = max(e.queue_sort for e in window)
+                lease_until = self._lease_until()
+                outcome = self._store.claim_read(
+                    ispb, window, stream_id, link, attempt, lease_until, newest
+                )
+                if outcome.refused:
+                    raise _Refused(outcome.stream)
+                self._note_contention(stream_id, lost=bool(outcome.lost))
+                if outcome.applied:
+                    self._remember(
+                        stream_id, KnownStream(ispb, link + 1, slot, newest, lease_until)
+                    )
+                    if len(pending) > len(window):
+                        # Others of this ISPB may be waiting for what this read left behind.
+                        self._signal.notify(ispb, waiters=len(pending) - len(window))
+                    return window
+                # Other streams took some of the window: claim the rest, which the
+                # transaction left pending, without asking the queue again.
+                window = [e for e in window if e.end_to_end_id not in outcome.lost]
         return None
 
     def _note_contention(self, stream_id: str, lost: bool) -> None:
@@ -337,6 +399,7 @@ class StreamService:
     def close(self, ispb: str, link_id: str) -> None:
         """Close a stream: confirm what its reads before `link_id` delivered, free its slot."""
         stream_id, link = parse_link_id(ispb, link_id)
+        self._known.pop(stream_id, None)
         for _ in range(3):
             stream = self._visible_stream(ispb, link_id, self._store.get_stream_item(stream_id))
             if link > stream.link:
@@ -403,7 +466,9 @@ class StreamService:
 
     def _finish(self, stream: StreamRecord) -> None:
         """Return an ended stream's unconfirmed messages to pending and unlist it."""
-        released = self._release_read(stream, stream.acked + 1, through_end=True)
+        released = 0
+        if stream.inflight_read > stream.acked and stream.committed:
+            released = self._store.release(stream.ispb, stream.inflight_ids, stream.committed)
         if released:
             observability.count("released", released)
             logger.info(
@@ -415,14 +480,6 @@ class StreamService:
     def _finish_if_listed(self, stream: StreamRecord) -> None:
         if stream.indexed:
             self._finish(stream)
-
-    def _release_read(
-        self, stream: StreamRecord, first_read: int, through_end: bool = False
-    ) -> int:
-        in_flight = self._store.stream_messages(stream.stream_id, after_read=first_read - 1)
-        if not through_end:
-            in_flight = [e for e in in_flight if e.queue_sort.startswith(f"{first_read:010d}#")]
-        return self._store.release(stream.ispb, stream.stream_id, in_flight)
 
     def reap_ispb(self, ispb: str) -> int:
         """End the expired streams of one ISPB; return how many slots that freed."""
@@ -465,26 +522,3 @@ class StreamService:
                 # Ended, but the process that ended it stopped before tidying up.
                 self._finish(stream)
         return freed
-
-
-def _committed_by(item: dict[str, object] | None, attempt: str, link: int) -> bool:
-    """Tell whether `item` shows read `link` committed by `attempt`.
-
-    That is the case when botocore repeated a commit whose reply was lost: the repeat finds
-    its own write and fails the condition.
-    """
-    if item is None:
-        return False
-    stream = StreamRecord.from_item(item)
-    return stream.committed == attempt and stream.inflight_read == link
-
-
-def _superseded_reason(item: dict[str, object] | None) -> str:
-    if item is None:
-        return "the stream no longer exists"
-    stream = StreamRecord.from_item(item)
-    if stream.state == STATE_CLOSED:
-        return "the stream was closed"
-    if stream.state == STATE_EXPIRED:
-        return "the stream expired"
-    return "a newer request on the same link replaced this one"

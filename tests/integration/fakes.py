@@ -1,5 +1,6 @@
 """Client wrappers that make DynamoDB behave as it can in production."""
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +21,14 @@ class ReplayingClient:
         method = getattr(self._client, name)
         if name not in self._methods:
             return method
-        return _replayed(method)
+        return _replayed(name, method)
 
 
-def _replayed(method: Callable[..., Any]) -> Callable[..., Any]:
+def _replayed(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     def call(**kwargs: Any) -> Any:
+        if name == "transact_write_items":
+            # botocore fills in one idempotency token per call and reuses it on retries.
+            kwargs.setdefault("ClientRequestToken", secrets.token_hex(16))
         method(**kwargs)
         return method(**kwargs)
 

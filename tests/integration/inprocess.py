@@ -166,7 +166,7 @@ class Harness:
     # The table as it is, read around the service.
 
     def message_queues(self, end_to_end_ids: list[str]) -> dict[str, str]:
-        """Map each stored endToEndId to its queue_key: ``P#<ispb>`` or ``C#<stream>``."""
+        """Map each stored endToEndId to its queue_key while pending, else to its claim token."""
         queues: dict[str, str] = {}
         for start in range(0, len(end_to_end_ids), 100):
             keys = [{"pk": {"S": message_key(i)}} for i in end_to_end_ids[start : start + 100]]
@@ -174,7 +174,8 @@ class Harness:
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 for item in response["Responses"][self.table_name]:
-                    queues[item["pk"]["S"].removeprefix("MSG#")] = item["queue_key"]["S"]
+                    holder = item.get("queue_key") or item["claim"]
+                    queues[item["pk"]["S"].removeprefix("MSG#")] = holder["S"]
                 request = response.get("UnprocessedKeys") or {}
         return queues
 

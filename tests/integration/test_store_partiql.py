@@ -1,8 +1,8 @@
 """PixStore message operations on DynamoDB Local.
 
-They run PartiQL batches with conditions, which moto cannot check: its PartiQL rejects
-`?` parameters in INSERT and several SET clauses in UPDATE, and it applies an UPDATE
-whose WHERE condition fails.
+They run PartiQL batches with conditions, which moto cannot check: its PartiQL rejects `?`
+parameters in INSERT and several SET clauses in UPDATE, and it applies an UPDATE whose
+WHERE condition fails. Claims race here too, which only DynamoDB Local serializes.
 """
 
 import secrets
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.messages import Message, generate_messages
-from chalicelib.store import PixStore, QueueEntry
+from chalicelib.store import ClaimOutcome, PixStore, QueueEntry, StreamRecord
 from tests.integration.fakes import ReplayingClient
 
 RETENTION_SECONDS = 3600
@@ -73,63 +73,97 @@ def test_pending_respects_limit(store: PixStore, ispb: str) -> None:
     assert ids(pending) == [m.end_to_end_id for m in messages[:5]]
 
 
-def test_claim_moves_messages_to_stream(store: PixStore, ispb: str, stream_a: str) -> None:
+def open_stream(store: PixStore, ispb: str, stream_id: str) -> None:
+    assert store.open_stream(ispb, stream_id, 6, "open", time.time() + 60, 0)
+
+
+def claim(
+    store: PixStore, ispb: str, entries: list[QueueEntry], stream_id: str, link: int = 1
+) -> ClaimOutcome:
+    last_sort = max(e.queue_sort for e in entries)
+    attempt = f"attempt-{stream_id}-{link}"
+    return store.claim_read(ispb, entries, stream_id, link, attempt, time.time() + 60, last_sort)
+
+
+def stream_record(store: PixStore, stream_id: str) -> StreamRecord:
+    item = store.get_stream_item(stream_id)
+    assert item is not None
+    return StreamRecord.from_item(item)
+
+
+def test_claim_takes_messages_and_records_read(store: PixStore, ispb: str, stream_a: str) -> None:
+    open_stream(store, ispb, stream_a)
     store.insert_messages(make(ispb, 4))
     pending = store.pending_messages(ispb, 10)
 
-    won = store.claim(ispb, pending[:3], stream_a, 1, "attempt-a")
-    held = store.stream_messages(stream_a, after_read=0)
+    outcome = claim(store, ispb, pending[:3], stream_a)
+    stream = stream_record(store, stream_a)
 
-    assert ids(won) == ids(pending[:3])
-    assert ids(held) == ids(pending[:3])
-    assert {entry.claim for entry in held} == {"attempt-a"}
+    assert outcome.applied is True
     assert ids(store.pending_messages(ispb, 10)) == ids(pending[3:])
+    assert stream.link == 2
+    assert stream.acked == 0
+    assert stream.inflight_read == 1
+    assert list(stream.inflight_ids) == ids(pending[:3])
+    assert stream.committed == f"attempt-{stream_a}-1"
+    assert stream.last_sort == pending[2].queue_sort
 
 
 def test_claimed_message_is_not_claimed_again(
     store: PixStore, ispb: str, stream_a: str, stream_b: str
 ) -> None:
+    open_stream(store, ispb, stream_a)
+    open_stream(store, ispb, stream_b)
     store.insert_messages(make(ispb, 3))
     pending = store.pending_messages(ispb, 10)
-    store.claim(ispb, pending[:2], stream_a, 1, "attempt-a")
+    claim(store, ispb, pending[:2], stream_a)
 
-    won = store.claim(ispb, pending, stream_b, 1, "attempt-b")
+    lost = claim(store, ispb, pending, stream_b)
+    rest = claim(store, ispb, pending[2:], stream_b)
 
-    assert ids(won) == ids(pending[2:])
-    assert ids(store.stream_messages(stream_a, after_read=0)) == ids(pending[:2])
+    assert lost.applied is False
+    assert lost.refused is False
+    assert lost.lost == set(ids(pending[:2]))
+    assert rest.applied is True
+    assert list(stream_record(store, stream_b).inflight_ids) == ids(pending[2:])
+    assert list(stream_record(store, stream_a).inflight_ids) == ids(pending[:2])
 
 
-def test_stream_messages_skip_confirmed_reads(store: PixStore, ispb: str, stream_a: str) -> None:
-    store.insert_messages(make(ispb, 4))
-    pending = store.pending_messages(ispb, 10)
-    store.claim(ispb, pending[:2], stream_a, 1, "read-1")
-    store.claim(ispb, pending[2:], stream_a, 2, "read-2")
+def test_claim_on_a_stale_link_writes_nothing(store: PixStore, ispb: str, stream_a: str) -> None:
+    open_stream(store, ispb, stream_a)
+    store.insert_messages(make(ispb, 2))
+    first, second = store.pending_messages(ispb, 10)
+    claim(store, ispb, [first], stream_a)
 
-    after_first = store.stream_messages(stream_a, after_read=1)
+    stale = claim(store, ispb, [second], stream_a)
 
-    assert ids(after_first) == ids(pending[2:])
+    assert stale.applied is False
+    assert stale.refused is True
+    assert stale.stream is not None
+    assert stale.stream["link"] == {"N": "2"}
+    assert ids(store.pending_messages(ispb, 10)) == [second.end_to_end_id]
 
 
 def test_release_returns_messages_in_order(store: PixStore, ispb: str, stream_a: str) -> None:
+    open_stream(store, ispb, stream_a)
     store.insert_messages(make(ispb, 5))
     pending = store.pending_messages(ispb, 10)
-    store.claim(ispb, pending[:3], stream_a, 1, "attempt-a")
-    held = store.stream_messages(stream_a, after_read=0)
+    claim(store, ispb, pending[:3], stream_a)
 
-    released = store.release(ispb, stream_a, held)
+    released = store.release(ispb, ids(pending[:3]), f"attempt-{stream_a}-1")
 
     assert released == 3
     assert ids(store.pending_messages(ispb, 10)) == ids(pending)
-    assert store.stream_messages(stream_a, after_read=0) == []
 
 
 def test_second_release_changes_nothing(store: PixStore, ispb: str, stream_a: str) -> None:
+    open_stream(store, ispb, stream_a)
     store.insert_messages(make(ispb, 2))
-    store.claim(ispb, store.pending_messages(ispb, 10), stream_a, 1, "attempt-a")
-    held = store.stream_messages(stream_a, after_read=0)
-    store.release(ispb, stream_a, held)
+    pending = store.pending_messages(ispb, 10)
+    claim(store, ispb, pending, stream_a)
+    store.release(ispb, ids(pending), f"attempt-{stream_a}-1")
 
-    released = store.release(ispb, stream_a, held)
+    released = store.release(ispb, ids(pending), f"attempt-{stream_a}-1")
 
     assert released == 0
     assert len(store.pending_messages(ispb, 10)) == 2
@@ -138,16 +172,18 @@ def test_second_release_changes_nothing(store: PixStore, ispb: str, stream_a: st
 def test_stale_release_keeps_newer_claim(
     store: PixStore, ispb: str, stream_a: str, stream_b: str
 ) -> None:
+    open_stream(store, ispb, stream_a)
+    open_stream(store, ispb, stream_b)
     store.insert_messages(make(ispb, 2))
-    store.claim(ispb, store.pending_messages(ispb, 10), stream_a, 1, "attempt-a")
-    held_by_a = store.stream_messages(stream_a, after_read=0)
-    store.release(ispb, stream_a, held_by_a)
-    store.claim(ispb, store.pending_messages(ispb, 10), stream_b, 1, "attempt-b")
+    pending = store.pending_messages(ispb, 10)
+    claim(store, ispb, pending, stream_a)
+    store.release(ispb, ids(pending), f"attempt-{stream_a}-1")
+    claim(store, ispb, store.pending_messages(ispb, 10), stream_b)
 
-    released = store.release(ispb, stream_a, held_by_a)
+    released = store.release(ispb, ids(pending), f"attempt-{stream_a}-1")
 
     assert released == 0
-    assert ids(store.stream_messages(stream_b, after_read=0)) == ids(held_by_a)
+    assert list(stream_record(store, stream_b).inflight_ids) == ids(pending)
     assert store.pending_messages(ispb, 10) == []
 
 
@@ -161,38 +197,51 @@ def test_message_bodies_by_end_to_end_id(store: PixStore, ispb: str) -> None:
 
 
 def test_racing_claims_share_no_message(store: PixStore, ispb: str) -> None:
-    store.insert_messages(make(ispb, 50))
-    pending = store.pending_messages(ispb, 100)
+    store.insert_messages(make(ispb, 60))
     streams = [secrets.token_hex(16) for _ in range(6)]
-    won: dict[str, list[str]] = {}
+    for stream_id in streams:
+        open_stream(store, ispb, stream_id)
+    won: dict[str, list[str]] = {stream_id: [] for stream_id in streams}
     barrier = threading.Barrier(len(streams))
 
-    def claim(stream: str) -> None:
+    def drain(stream_id: str) -> None:
         barrier.wait()
-        won[stream] = ids(store.claim(ispb, pending, stream, 1, f"attempt-{stream}"))
+        link = 1
+        for _ in range(200):
+            pending = store.pending_messages(ispb, 10)
+            if not pending:
+                return
+            if claim(store, ispb, pending, stream_id, link).applied:
+                won[stream_id].extend(ids(pending))
+                link += 1
 
-    threads = [threading.Thread(target=claim, args=(s,)) for s in streams]
+    threads = [threading.Thread(target=drain, args=(s,)) for s in streams]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=30)
-    claimed = [end_to_end_id for stream in streams for end_to_end_id in won[stream]]
+        thread.join(timeout=60)
+    claimed = [end_to_end_id for stream_id in streams for end_to_end_id in won[stream_id]]
 
-    assert len(claimed) == len(set(claimed))
-    assert sorted(claimed) == sorted(ids(pending))
-    for stream in streams:
-        assert sorted(ids(store.stream_messages(stream, after_read=0))) == sorted(won[stream])
+    assert len(claimed) == len(set(claimed)) == 60
+    assert store.pending_messages(ispb, 100) == []
 
 
-def test_replayed_claim_keeps_won_messages(
+def test_replayed_claim_applies_once(
     dynamodb: Any, table_name: str, ispb: str, stream_a: str
 ) -> None:
     store = PixStore(dynamodb, table_name, time.time, RETENTION_SECONDS)
-    replaying = PixStore(ReplayingClient(dynamodb), table_name, time.time, RETENTION_SECONDS)
+    replaying = PixStore(
+        ReplayingClient(dynamodb, frozenset({"transact_write_items"})),
+        table_name,
+        time.time,
+        RETENTION_SECONDS,
+    )
+    open_stream(store, ispb, stream_a)
     store.insert_messages(make(ispb, 3))
     pending = store.pending_messages(ispb, 10)
 
-    won = replaying.claim(ispb, pending, stream_a, 1, "attempt-a")
+    outcome = claim(replaying, ispb, pending, stream_a)
 
-    assert ids(won) == ids(pending)
-    assert ids(store.stream_messages(stream_a, after_read=0)) == ids(pending)
+    assert outcome.applied is True
+    assert stream_record(store, stream_a).link == 2
+    assert list(stream_record(store, stream_a).inflight_ids) == ids(pending)

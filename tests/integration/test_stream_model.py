@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 )
 
 from chalicelib.errors import StreamGone, StreamLimitReached
-from chalicelib.store import pending_queue, stream_queue
+from chalicelib.store import StreamRecord, pending_queue
 from chalicelib.streams import ReadResult
 from tests.integration.inprocess import Harness, random_ispb
 
@@ -199,8 +199,11 @@ class StreamMachine(RuleBasedStateMachine):
         for end_to_end_id in self.confirmed:
             assert queues[end_to_end_id] != pending_queue(self.ispb), "confirmed but pending"
         for stream in self.open_streams():
+            item = self.harness.store.get_stream_item(stream.stream_id)
+            assert item is not None
+            committed = StreamRecord.from_item(item).committed
             for end_to_end_id in stream.unconfirmed:
-                assert queues[end_to_end_id] == stream_queue(stream.stream_id)
+                assert queues[end_to_end_id] == committed, "in flight but not held by its read"
         for end_to_end_id in self.pending():
             assert queues[end_to_end_id] == pending_queue(self.ispb), "lost from pending"
         held = [i for s in self.open_streams() for i in s.unconfirmed]

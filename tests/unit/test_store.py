@@ -2,7 +2,7 @@
 
 moto's PartiQL rejects `?` parameters in INSERT, rejects an UPDATE with several SET
 clauses and applies an UPDATE whose WHERE condition fails, so the message operations
-(insert, claim, release) are tested on DynamoDB Local in tests/integration instead.
+(insert, release) are tested on DynamoDB Local in tests/integration instead.
 """
 
 from collections.abc import Callable, Iterator
@@ -17,8 +17,11 @@ from chalicelib.store import (
     STATE_EXPIRED,
     STATE_OPEN,
     PixStore,
+    QueueEntry,
     StreamRecord,
+    message_key,
     open_shard,
+    pending_queue,
 )
 from tests.unit.conftest import FakeClock
 
@@ -36,6 +39,31 @@ def open_streams(store: PixStore, clock: FakeClock, count: int, limit: int = 6) 
         store.open_stream(ISPB, stream_id(n), limit, "attempt", clock() + LEASE_SECONDS, 0)
         for n in range(count)
     ]
+
+
+def put_pending(dynamodb: Any, table_name: str, *end_to_end_ids: str) -> list[QueueEntry]:
+    """Store pending messages directly, since moto's PartiQL cannot run the insert."""
+    entries = []
+    for position, end_to_end_id in enumerate(end_to_end_ids):
+        entry = QueueEntry(end_to_end_id, "{}", f"{position:013d}#{end_to_end_id}")
+        dynamodb.put_item(
+            TableName=table_name,
+            Item={
+                "pk": {"S": message_key(end_to_end_id)},
+                "ispb": {"S": ISPB},
+                "body": {"S": entry.body},
+                "queue_key": {"S": pending_queue(ISPB)},
+                "queue_sort": {"S": entry.queue_sort},
+            },
+        )
+        entries.append(entry)
+    return entries
+
+
+def claim(store: PixStore, clock: FakeClock, n: int, link: int, entries: list[QueueEntry]) -> Any:
+    last_sort = max(e.queue_sort for e in entries)
+    lease_until = clock() + LEASE_SECONDS
+    return store.claim_read(ISPB, entries, stream_id(n), link, "attempt", lease_until, last_sort)
 
 
 def record(store: PixStore, n: int) -> StreamRecord:
@@ -135,9 +163,11 @@ def test_new_stream_is_open_at_link_one(store: PixStore, clock: FakeClock) -> No
     assert stream.indexed is True
 
 
-def test_begin_read_renews_lease_and_confirms(store: PixStore, clock: FakeClock) -> None:
+def test_begin_read_renews_lease_and_confirms(
+    store: PixStore, clock: FakeClock, dynamodb: Any, table_name: str
+) -> None:
     open_streams(store, clock, 1)
-    store.commit_read(stream_id(0), 1, "attempt", ["E1"])
+    claim(store, clock, 0, 1, put_pending(dynamodb, table_name, "E1"))
     clock.advance(10)
 
     began = store.begin_read(ISPB, stream_id(0), 2, "second", clock() + LEASE_SECONDS)
@@ -152,9 +182,11 @@ def test_begin_read_renews_lease_and_confirms(store: PixStore, clock: FakeClock)
     assert stream.lease_until == clock() + LEASE_SECONDS
 
 
-def test_begin_read_on_old_link_returns_item(store: PixStore, clock: FakeClock) -> None:
+def test_begin_read_on_old_link_returns_item(
+    store: PixStore, clock: FakeClock, dynamodb: Any, table_name: str
+) -> None:
     open_streams(store, clock, 1)
-    store.commit_read(stream_id(0), 1, "attempt", ["E1"])
+    claim(store, clock, 0, 1, put_pending(dynamodb, table_name, "E1"))
 
     began = store.begin_read(ISPB, stream_id(0), 1, "late", clock() + LEASE_SECONDS)
 
@@ -190,28 +222,44 @@ def test_begin_read_of_unknown_stream_has_no_item(store: PixStore, clock: FakeCl
     assert began.item is None
 
 
-def test_commit_read_advances_link_once(store: PixStore, clock: FakeClock) -> None:
+def test_claim_read_advances_link_once(
+    store: PixStore, clock: FakeClock, dynamodb: Any, table_name: str
+) -> None:
     open_streams(store, clock, 1)
+    first_batch = put_pending(dynamodb, table_name, "E1", "E2")
+    (late,) = put_pending(dynamodb, table_name, "E3")
 
-    first = store.commit_read(stream_id(0), 1, "attempt", ["E1", "E2"])
-    second = store.commit_read(stream_id(0), 1, "attempt", ["E3"])
+    first = claim(store, clock, 0, 1, first_batch)
+    second = claim(store, clock, 0, 1, [late])
     stream = record(store, 0)
+    third = dynamodb.get_item(TableName=table_name, Key={"pk": {"S": message_key("E3")}})
 
     assert first.applied is True
     assert second.applied is False
+    assert second.refused is True
+    assert second.stream is not None
+    assert second.stream["link"] == {"N": "2"}
     assert stream.link == 2
     assert stream.inflight_read == 1
     assert stream.inflight_ids == ("E1", "E2")
+    assert third["Item"]["queue_key"] == {"S": pending_queue(ISPB)}
 
 
-def test_commit_read_of_replaced_attempt_fails(store: PixStore, clock: FakeClock) -> None:
-    open_streams(store, clock, 1)
-    store.begin_read(ISPB, stream_id(0), 1, "newer", clock() + LEASE_SECONDS)
+def test_claim_read_of_taken_message_writes_nothing(
+    store: PixStore, clock: FakeClock, dynamodb: Any, table_name: str
+) -> None:
+    open_streams(store, clock, 2)
+    taken, free = put_pending(dynamodb, table_name, "E1", "E2")
+    claim(store, clock, 0, 1, [taken])
 
-    committed = store.commit_read(stream_id(0), 1, "attempt", ["E1"])
+    lost = claim(store, clock, 1, 1, [taken, free])
+    item = dynamodb.get_item(TableName=table_name, Key={"pk": {"S": message_key("E2")}})
 
-    assert committed.applied is False
-    assert record(store, 0).link == 1
+    assert lost.applied is False
+    assert lost.refused is False
+    assert lost.lost == {"E1"}
+    assert record(store, 1).link == 1
+    assert item["Item"]["queue_key"] == {"S": pending_queue(ISPB)}
 
 
 def test_renew_lease_only_on_newest_link(store: PixStore, clock: FakeClock) -> None:
