@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="messages preloaded for the drain scenario",
     )
     sizes.add_argument(
+        "--warm-up-messages",
+        type=int,
+        default=defaults.warm_up_messages,
+        help="messages created and drained before the scenarios, which are not measured",
+    )
+    sizes.add_argument(
         "--collectors", type=int, default=defaults.collectors, help="multipart streams per ISPB"
     )
     sizes.add_argument(
@@ -118,6 +124,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.sizes = Sizes(
         drain_messages=args.messages,
+        warm_up_messages=args.warm_up_messages,
         collectors=args.collectors,
         latency_rate=args.rate,
         latency_seconds=args.latency_seconds,
@@ -138,7 +145,7 @@ async def run_scenarios(
 ) -> dict[str, dict[str, Any]]:
     results: dict[str, dict[str, Any]] = {}
     logger.info("warming up")
-    await warm_up(collector_url, producer_url)
+    await warm_up(collector_url, producer_url, sizes.warm_up_messages)
     for name in names:
         if name == "latency-cross" and producer_url == collector_url:
             logger.info("scenario %s: skipped, it needs --producer-url of another server", name)

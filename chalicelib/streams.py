@@ -14,6 +14,7 @@ request or process has moved past.
 import logging
 import re
 import secrets
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -40,9 +41,10 @@ LINK_PATTERN = re.compile(r"\A([0-9a-f]{32})-([1-9][0-9]{0,9})\Z")
 # once, this many times, before it waits like an empty read.
 CLAIM_ROUNDS = 3
 
-# After a read loses a claim to another stream of its ISPB, the stream spreads its claims
-# over its slot's window for this many reads. A stream that meets no competition claims the
-# oldest messages, which keeps a lone stream's deliveries in arrival order.
+# After a read loses a claim to another stream of its ISPB, the stream claims from its own
+# share of the queue for this many reads (see pick_share). A stream that meets no
+# competition claims the oldest messages, which keeps a lone stream's deliveries in
+# arrival order.
 CONTENTION_READS = 20
 
 # Per-process memory of streams and ISPBs is dropped past this many entries. Losing it only
@@ -50,8 +52,8 @@ CONTENTION_READS = 20
 MEMORY_LIMIT = 10_000
 
 # A read skips reading its stream first only if the stream's lease outlasts the read's wait
-# by this many seconds, which leaves time for the write that ends the read.
-LEASE_MARGIN_SECONDS = 5.0
+# by this share of the lease, which leaves time for the write that ends the read.
+LEASE_MARGIN_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -116,17 +118,19 @@ def parse_link_id(ispb: str, link_id: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
-def pick_window(entries: Sequence[QueueEntry], slot: int, size: int) -> list[QueueEntry]:
+def pick_share(
+    entries: Sequence[QueueEntry], slot: int, spread: int, size: int
+) -> list[QueueEntry]:
     """Choose the batch a stream should claim from the oldest pending messages.
 
-    Stream slot ``s`` starts at the ``s``-th batch, so concurrent streams of one ISPB
-    claim different messages instead of racing for the same oldest ones. A stream alone
-    has slot 0 and always takes the oldest.
+    Each message belongs to one of `spread` shares, by a hash of its endToEndId, and stream
+    slot ``s`` takes the messages of share ``s`` first, so concurrent streams of one ISPB
+    claim different messages instead of racing for the same oldest ones. It fills the rest
+    of its batch with the oldest messages of other shares, so a share with no stream is
+    still read. The batch keeps arrival order.
     """
-    start = slot * size
-    if start + size > len(entries):
-        start = max(0, len(entries) - size)
-    return list(entries[start : start + size])
+    own = [e for e in entries if zlib.crc32(e.end_to_end_id.encode()) % spread == slot]
+    return list((own or entries)[:size])
 
 
 class StreamService:
@@ -235,7 +239,7 @@ class StreamService:
             known is not None
             and known.ispb == ispb
             and known.link == link
-            and known.lease_until > wait_ends + LEASE_MARGIN_SECONDS
+            and known.lease_until > wait_ends + self._settings.lease_seconds * LEASE_MARGIN_SHARE
         ):
             plan = ReadPlan(ispb, stream_id, link, attempt, known.slot, batch_size, known.last_sort)
             return self._poll_read(plan, deadline, renewed=False)
@@ -351,17 +355,21 @@ class StreamService:
     def _claim(self, plan: ReadPlan) -> list[QueueEntry] | None:
         ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
         slot, batch_size, last_sort = plan.slot, plan.batch_size, plan.last_sort
+        spread = self._settings.claim_spread
         for _ in range(CLAIM_ROUNDS):
-            spreading = batch_size > 1 and self._contended.get(stream_id, 0) > 0
-            window_slot = slot if spreading else 0
-            pending = self._store.pending_messages(ispb, batch_size * (window_slot + 1))
+            spreading = batch_size > 1 and spread > 1 and self._contended.get(stream_id, 0) > 0
+            pending = self._store.pending_messages(ispb, batch_size * (spread if spreading else 1))
             if not pending:
                 return None
             # Messages after the stream's newest delivery keep its order. Older ones, left by
             # a lost race or returned by an ended stream, are taken when nothing newer is
             # among the candidates, so they are never left behind.
             newer = [e for e in pending if last_sort is None or e.queue_sort > last_sort]
-            window = pick_window(newer or pending, window_slot, batch_size)
+            candidates = newer or pending
+            if spreading:
+                window = pick_share(candidates, slot, spread, batch_size)
+            else:
+                window = list(candidates[:batch_size])
             while window:
                 newest = max(e.queue_sort for e in window)
                 lease_until = self._lease_until()

@@ -6,6 +6,7 @@ reply, a call applied twice, and a process crash before or after the call. The P
 what failed, as a real one would, and afterwards the messages are checked.
 """
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,8 +15,9 @@ import pytest
 
 from chalicelib.errors import StoreUnavailable, StreamGone, StreamLimitReached
 from chalicelib.messages import generate_messages
+from chalicelib.polling import PendingSignal
 from chalicelib.store import STATE_OPEN, message_key, pending_queue, stream_key
-from chalicelib.streams import ReadResult
+from chalicelib.streams import ReadResult, StreamService
 from tests.integration.inprocess import (
     CRASH_AFTER,
     FAULTS,
@@ -152,19 +154,25 @@ def test_every_store_call_fails_once(harness: Harness, fault: str) -> None:
         assert bool(collector.failures) == (fault != REPEAT), collector.failures
 
 
-def test_crash_between_claim_and_commit_releases_on_retry(harness: Harness) -> None:
+def test_crash_after_claim_repeats_the_batch_on_retry(harness: Harness) -> None:
     ispb = random_ispb()
     created = harness.insert(ispb, 3)
     first = harness.start(ispb, batch=1)
-    harness.faults.arm(3, CRASH_AFTER)  # BeginRead, Query, then the claim
+    harness.faults.arm(2, CRASH_AFTER)  # Query, then the claim transaction
 
     with pytest.raises(ProcessCrash):
         harness.read(ispb, first.link_id, batch=1)
     harness.faults.disarm()
-    orphaned = harness.message_queues(created)
-    retried = harness.read(ispb, first.link_id, batch=1)
+    restarted = StreamService(
+        harness.store,
+        harness.settings,
+        PendingSignal(),
+        clock=harness.clock,
+        monotonic=time.monotonic,
+    )
+    retried = restarted.read(ispb, first.link_id, 1, time.monotonic())
 
-    assert list(orphaned.values()).count(pending_queue(ispb)) == 1
+    assert retried.retried is True
     assert retried.end_to_end_ids == (created[1],)
     assert harness.message_queues([created[2]])[created[2]] == pending_queue(ispb)
 
