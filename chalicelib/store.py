@@ -167,13 +167,13 @@ class ClaimOutcome:
     """Result of claiming messages for a read.
 
     When the claim did not apply, nothing was written: `lost` names the messages that
-    another stream holds, and `refused` tells that the stream itself refused the read, with
-    `stream` the stream item as it was.
+    another stream holds, and `rejected` is True when the stream itself rejected the read,
+    with `stream` the stream item as it was.
     """
 
     applied: bool
     lost: frozenset[str] = frozenset()
-    refused: bool = False
+    rejected: bool = False
     stream: Item | None = None
 
 
@@ -431,7 +431,7 @@ class PixStore:
         )
         if stream_reason.get("Code") == "ConditionalCheckFailed":
             return ClaimOutcome(
-                applied=False, lost=lost, refused=True, stream=stream_reason.get("Item")
+                applied=False, lost=lost, rejected=True, stream=stream_reason.get("Item")
             )
         if stream_reason.get("Code") == "TransactionConflict" or not lost:
             # The stream item is busy (a DELETE or an expiry is ending it) or the store
@@ -499,7 +499,7 @@ class PixStore:
         """Open a stream if the ISPB has fewer than `limit`; False when it is full.
 
         The counter increment and the new stream item commit together or not at all, so a
-        refused or failed start never takes a slot.
+        rejected or failed start never takes a slot.
         """
         stream_item = {
             "pk": {"S": stream_key(stream_id)},

@@ -7,7 +7,7 @@ delivered. The transaction that claims a batch also confirms the reads before it
 
 A process remembers the streams it served last. A read that this memory shows on the
 stream's newest link, with enough lease left for the whole wait, goes straight to the
-queue: the claim transaction checks the stream anyway, and refuses a read that another
+queue: the claim transaction checks the stream anyway, and rejects a read that another
 request or process has moved past.
 """
 
@@ -98,11 +98,11 @@ class KnownStream:
     lease_until: float
 
 
-class _Refused(Exception):
-    """The stream refused a read's claim; `item` is the stream item as it was."""
+class _ClaimRejected(Exception):
+    """The stream rejected a read's claim; `item` is the stream item as it was."""
 
     def __init__(self, item: dict[str, object] | None) -> None:
-        super().__init__("the stream refused the claim")
+        super().__init__("the stream rejected the claim")
         self.item = item
 
 
@@ -325,8 +325,8 @@ class StreamService:
         began = self._monotonic()
         try:
             claimed, polls = self._poll.run(ispb, deadline, claim_once)
-        except _Refused as refused:
-            return self._rejected_read(ispb, link_id, stream_id, link, refused.item)
+        except _ClaimRejected as rejected:
+            return self._rejected_read(ispb, link_id, stream_id, link, rejected.item)
         finally:
             observability.count("wait_ms", round((self._monotonic() - began) * 1000))
         observability.count("polls", polls)
@@ -376,8 +376,8 @@ class StreamService:
                 outcome = self._store.claim_read(
                     ispb, window, stream_id, link, attempt, lease_until, newest
                 )
-                if outcome.refused:
-                    raise _Refused(outcome.stream)
+                if outcome.rejected:
+                    raise _ClaimRejected(outcome.stream)
                 self._note_contention(stream_id, lost=bool(outcome.lost))
                 if outcome.applied:
                     self._remember(

@@ -154,7 +154,7 @@ def test_every_store_call_fails_once(harness: Harness, fault: str) -> None:
         assert bool(collector.failures) == (fault != REPEAT), collector.failures
 
 
-def test_crash_after_claim_repeats_the_batch_on_retry(harness: Harness) -> None:
+def test_crash_after_claim_repeats_batch(harness: Harness) -> None:
     ispb = random_ispb()
     created = harness.insert(ispb, 3)
     first = harness.start(ispb, batch=1)

@@ -122,7 +122,7 @@ def test_claimed_message_is_not_claimed_again(
     rest = claim(store, ispb, pending[2:], stream_b)
 
     assert lost.applied is False
-    assert lost.refused is False
+    assert lost.rejected is False
     assert lost.lost == set(ids(pending[:2]))
     assert rest.applied is True
     assert list(stream_record(store, stream_b).inflight_ids) == ids(pending[2:])
@@ -138,7 +138,7 @@ def test_claim_on_a_stale_link_writes_nothing(store: PixStore, ispb: str, stream
     stale = claim(store, ispb, [second], stream_a)
 
     assert stale.applied is False
-    assert stale.refused is True
+    assert stale.rejected is True
     assert stale.stream is not None
     assert stale.stream["link"] == {"N": "2"}
     assert ids(store.pending_messages(ispb, 10)) == [second.end_to_end_id]

@@ -2,7 +2,7 @@
 
 A process that served a stream's newest read skips reading the stream item on the next
 one. These tests run two StreamService instances on one table, as two processes would,
-so that one of them holds a memory the other has made stale.
+so that one of them has a memory the other has made stale.
 """
 
 import threading
@@ -70,9 +70,7 @@ def stream_record(harness: Harness, stream_id: str) -> StreamRecord:
     return StreamRecord.from_item(item)
 
 
-def test_follow_up_read_claims_without_reading_the_stream(
-    harness: Harness, operations: OperationLog
-) -> None:
+def test_follow_up_read_skips_stream_item(harness: Harness, operations: OperationLog) -> None:
     ispb = random_ispb()
     harness.insert(ispb, 6)
     first = harness.start(ispb)
@@ -87,7 +85,7 @@ def test_follow_up_read_claims_without_reading_the_stream(
     assert stream.acked == 1
 
 
-def test_empty_follow_up_read_confirms_and_renews_the_lease(harness: Harness) -> None:
+def test_empty_read_confirms_and_renews(harness: Harness) -> None:
     ispb = random_ispb()
     harness.insert(ispb, 2)
     first = harness.start(ispb)
@@ -102,9 +100,7 @@ def test_empty_follow_up_read_confirms_and_renews_the_lease(harness: Harness) ->
     assert stream.lease_until == harness.clock() + harness.settings.lease_seconds
 
 
-def test_stale_memory_repeats_the_read_another_process_served(
-    harness: Harness, other_process: StreamService
-) -> None:
+def test_stale_memory_repeats_served_read(harness: Harness, other_process: StreamService) -> None:
     ispb = random_ispb()
     harness.insert(ispb, 6)
     first = harness.start(ispb)
@@ -117,9 +113,7 @@ def test_stale_memory_repeats_the_read_another_process_served(
     assert repeated.link_id == served_elsewhere.link_id
 
 
-def test_stale_memory_of_a_closed_stream_claims_nothing(
-    harness: Harness, other_process: StreamService
-) -> None:
+def test_closed_stream_claims_nothing(harness: Harness, other_process: StreamService) -> None:
     ispb = random_ispb()
     harness.insert(ispb, 3)
     first = harness.start(ispb)
@@ -133,9 +127,7 @@ def test_stale_memory_of_a_closed_stream_claims_nothing(
     assert [entry.end_to_end_id for entry in pending] == created
 
 
-def test_waiting_read_of_a_stream_closed_meanwhile_is_gone(
-    harness: Harness, other_process: StreamService
-) -> None:
+def test_waiting_read_of_closed_stream_gone(harness: Harness, other_process: StreamService) -> None:
     ispb = random_ispb()
     harness.insert(ispb, 1)
     first = harness.start(ispb)

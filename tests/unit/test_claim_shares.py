@@ -16,7 +16,7 @@ def share_of(entry: QueueEntry) -> int:
     return zlib.crc32(entry.end_to_end_id.encode()) % SPREAD
 
 
-def test_streams_of_different_slots_pick_disjoint_batches() -> None:
+def test_slots_pick_disjoint_batches() -> None:
     oldest = entries(60)
 
     batches = [pick_share(oldest, slot, SPREAD, 10) for slot in range(SPREAD)]
@@ -28,7 +28,7 @@ def test_streams_of_different_slots_pick_disjoint_batches() -> None:
         assert {share_of(e) for e in batch} == {slot}
 
 
-def test_batch_keeps_arrival_order_and_size() -> None:
+def test_batch_keeps_order_and_size() -> None:
     oldest = entries(200)
 
     batch = pick_share(oldest, 2, SPREAD, 10)
@@ -37,7 +37,7 @@ def test_batch_keeps_arrival_order_and_size() -> None:
     assert [e.queue_sort for e in batch] == sorted(e.queue_sort for e in batch)
 
 
-def test_without_messages_of_its_share_a_stream_takes_the_oldest() -> None:
+def test_empty_share_takes_oldest() -> None:
     others = [e for e in entries(60) if share_of(e) != 4]
 
     batch = pick_share(others, 4, SPREAD, 10)

@@ -236,7 +236,7 @@ def test_claim_read_advances_link_once(
 
     assert first.applied is True
     assert second.applied is False
-    assert second.refused is True
+    assert second.rejected is True
     assert second.stream is not None
     assert second.stream["link"] == {"N": "2"}
     assert stream.link == 2
@@ -256,7 +256,7 @@ def test_claim_read_of_taken_message_writes_nothing(
     item = dynamodb.get_item(TableName=table_name, Key={"pk": {"S": message_key("E2")}})
 
     assert lost.applied is False
-    assert lost.refused is False
+    assert lost.rejected is False
     assert lost.lost == {"E1"}
     assert record(store, 1).link == 1
     assert item["Item"]["queue_key"] == {"S": pending_queue(ISPB)}
