@@ -3,8 +3,8 @@
     python -m bench.ceiling                  # 20,000 messages, 6 threads
     python -m bench.ceiling --messages 5000 --collectors 3
 
-The threads run the same read path as the API (start, then reads that follow each link),
-in one process against a private DynamoDB Local, so the rate they reach is what DynamoDB
+The threads run the same read path as the API: a start, then reads that follow each link.
+They run in one process against a private DynamoDB Local, so their rate is what DynamoDB
 Local serves this access pattern on this machine. The drain scenario of `python -m bench`
 adds HTTP, `chalice local` and the load client on the same cores.
 """
@@ -40,7 +40,7 @@ class Progress:
 
 
 def drain_messages(messages: int, collectors: int) -> dict[str, float]:
-    """Preload `messages`, drain them with `collectors` threads; return the rates."""
+    """Preload `messages` and drain them with `collectors` threads, then return the rates."""
     with DynamoDBLocal() as dynamodb:
         client = local_client(dynamodb.endpoint)
         create_table(client, "pix-stream-ceiling")

@@ -4,27 +4,12 @@ Everything listens on free loopback ports, and `stop()` ends exactly the process
 `start()` started, by their process group id.
 """
 
-import logging
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from localdev.dynamodb_local import (
-    LOCAL_CREDENTIALS,
-    LOCAL_REGION,
-    DynamoDBLocal,
-    free_port,
-    local_client,
-    stop_process_group,
-)
-from localdev.schema import PROJECT_DIR, create_table
-
-logger = logging.getLogger(__name__)
+from localdev.api_server import ApiServer
+from localdev.dynamodb_local import DynamoDBLocal, local_client
+from localdev.schema import create_table
 
 # The contract's defaults, spelled out so that a shell's PIX_* variables cannot change a run.
 BENCH_SETTINGS = {
@@ -34,49 +19,6 @@ BENCH_SETTINGS = {
     "PIX_LEASE_SECONDS": "60",
     "PIX_TEST_ENDPOINTS": "on",
 }
-
-
-@dataclass
-class ServerProcess:
-    """One `python -m localdev.server` process whose standard output goes to `log_path`."""
-
-    environment: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> None:
-        command = [sys.executable, "-m", "localdev.server", "--port", str(self.port)]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                cwd=PROJECT_DIR,
-                env=self.environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the API server exited early; see {self.log_path}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    logger.info("API server on %s (pid %d)", self.base_url, self.process.pid)
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the API server did not listen on port {self.port} in {timeout} s")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and stop_process_group(process):
-            logger.info("API server on port %d stopped", self.port)
 
 
 class BenchStack:
@@ -93,32 +35,18 @@ class BenchStack:
         self._settings = settings
         self._server_count = server_count
         self.dynamodb = DynamoDBLocal(log_path=run_dir / "dynamodb-local.log")
-        self.servers: list[ServerProcess] = []
-
-    def _environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PIX_", "AWS_"))}
-        env.update(
-            {
-                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.endpoint,
-                "AWS_DEFAULT_REGION": LOCAL_REGION,
-                "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-                "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-            }
-        )
-        env.update(BENCH_SETTINGS)
-        env.update(self._settings)
-        env.update({"PIX_TABLE_NAME": self.table_name, "PYTHONUNBUFFERED": "1"})
-        return env
+        self.servers: list[ApiServer] = []
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dynamodb.start()
         create_table(local_client(self.dynamodb.endpoint), self.table_name)
-        environment = self._environment()
+        settings = {**BENCH_SETTINGS, **self._settings}
         for number in range(self._server_count):
-            server = ServerProcess(environment, self.run_dir / f"server-{number}.log")
+            log_path = self.run_dir / f"server-{number}.log"
+            server = ApiServer(self.dynamodb.endpoint, self.table_name, settings, log_path)
             self.servers.append(server)
-            server.start()
+            server.start(timeout=30.0)
 
     def stop(self) -> None:
         for server in self.servers:

@@ -45,7 +45,7 @@ CLAIM_ROUNDS = 3
 # share of the queue for this many reads (see pick_share). A stream that meets no
 # competition claims the oldest messages, which keeps a lone stream's deliveries in
 # arrival order.
-CONTENTION_READS = 20
+CONTENTION_READS = 100
 
 # Per-process memory of streams and ISPBs is dropped past this many entries. Losing it only
 # costs a spread claim, a reap or a stream read that was not needed.
@@ -310,7 +310,7 @@ class StreamService:
         )
 
     def _poll_read(self, plan: ReadPlan, deadline: float, renewed: bool) -> ReadResult:
-        """Wait for messages and claim them; `renewed` tells that the read renewed the lease."""
+        """Wait for messages and claim them. `renewed` is True when the read renewed the lease."""
         ispb, stream_id, link = plan.ispb, plan.stream_id, plan.link
         link_id = make_link_id(stream_id, link)
 
@@ -341,8 +341,8 @@ class StreamService:
                 polls=polls,
             )
         if not renewed:
-            # The read did not confirm the reads before it on the way in; an empty one
-            # does that now, and renews the lease, or learns that the stream has ended.
+            # A read served from memory confirmed nothing on the way in, so an empty one
+            # confirms the earlier reads and renews the lease now, or finds the stream ended.
             lease_until = self._lease_until()
             began_read = self._store.begin_read(ispb, stream_id, link, plan.attempt, lease_until)
             if not began_read.applied:

@@ -6,26 +6,16 @@ Set PIX_E2E_DYNAMODB_ENDPOINT to run the same tests against another DynamoDB end
 
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
 
-from localdev.dynamodb_local import (
-    LOCAL_CREDENTIALS,
-    LOCAL_REGION,
-    DynamoDBLocal,
-    free_port,
-    local_client,
-)
+from localdev.api_server import ApiServer, local_environment
+from localdev.dynamodb_local import DynamoDBLocal, local_client
 from localdev.schema import PROJECT_DIR, create_table
 
 pytestmark = pytest.mark.integration
@@ -41,77 +31,6 @@ FAST_SETTINGS = {
     "PIX_LEASE_SECONDS": "8",
     "PIX_POLL_MAX_SECONDS": "0.1",
 }
-
-
-@dataclass
-class ApiServer:
-    """One `python -m localdev.server` process on a free loopback port."""
-
-    dynamodb_endpoint: str
-    table_name: str
-    settings: dict[str, str]
-    log_path: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def environment(self) -> dict[str, str]:
-        env = {
-            key: value for key, value in os.environ.items() if not key.startswith(("PIX_", "AWS_"))
-        }
-        env.update(
-            {
-                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
-                "AWS_DEFAULT_REGION": LOCAL_REGION,
-                "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-                "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-                "PIX_TABLE_NAME": self.table_name,
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        env.update(self.settings)
-        return env
-
-    def start(self, stage: str = "dev", timeout: float = 20.0) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child process keeps it open
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "localdev.server", "--port", str(self.port), "--stage", stage],
-            cwd=PROJECT_DIR,
-            env=self.environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"API server exited early; log:\n{self.log_path.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"API server did not listen on port {self.port} in {timeout} s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        """Stop the server's process group; SIGKILL simulates a crash."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture(scope="session")
@@ -163,14 +82,7 @@ def server(start_server: Callable[..., ApiServer]) -> ApiServer:
 
 def issue_api_key(dynamodb_endpoint: str, ispb: str) -> str:
     """Run `python -m ops.issue_key` against the prod-stage table and return the printed key."""
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("PIX_", "AWS_"))},
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
-        "AWS_DEFAULT_REGION": LOCAL_REGION,
-        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-        "PIX_TABLE_NAME": PROD_TABLE,
-    }
+    env = local_environment(dynamodb_endpoint, PROD_TABLE)
     result = subprocess.run(
         [sys.executable, "-m", "ops.issue_key", ispb],
         cwd=PROJECT_DIR,
