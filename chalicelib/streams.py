@@ -89,7 +89,7 @@ class ReadPlan:
 
 @dataclass(frozen=True)
 class KnownStream:
-    """What this process last wrote to a stream, enough to read it without reading it first."""
+    """The state this process last wrote to a stream, enough to skip reading the stream item."""
 
     ispb: str
     link: int
@@ -123,11 +123,11 @@ def pick_share(
 ) -> list[QueueEntry]:
     """Choose the batch a stream should claim from the oldest pending messages.
 
-    Each message belongs to one of `spread` shares, by a hash of its endToEndId, and stream
-    slot ``s`` takes the messages of share ``s`` first, so concurrent streams of one ISPB
-    claim different messages instead of racing for the same oldest ones. It fills the rest
-    of its batch with the oldest messages of other shares, so a share with no stream is
-    still read. The batch keeps arrival order.
+    Each message belongs to one of `spread` shares, by a hash of its endToEndId. Stream
+    slot ``s`` takes only messages of share ``s``, so concurrent streams of one ISPB claim
+    different messages instead of racing for the same oldest ones. When its share has none
+    among `entries`, it takes the oldest, so a share with no stream is still read. The batch
+    keeps arrival order.
     """
     own = [e for e in entries if zlib.crc32(e.end_to_end_id.encode()) % spread == slot]
     return list((own or entries)[:size])
@@ -425,8 +425,15 @@ class StreamService:
                     )
                 return
             self._raise_if_ended(stream, link_id)
-            # A link confirms the reads before it. Confirmation never moves back, so a
-            # DELETE on an older link cannot un-confirm what a later read confirmed.
+            if link < stream.link - 1:
+                # The client has followed a newer link, so it has received messages that
+                # closing here would return to pending for another stream.
+                raise StreamGone(
+                    link_id, "a newer link of this stream has been issued; DELETE the newest link"
+                )
+            # A DELETE on the link before the newest repeats one whose GET reply was lost: the
+            # newest read's messages never reached the client, so they return to pending.
+            # Confirmation never moves back, so this cannot un-confirm an earlier read.
             acked = max(stream.acked, link - 1)
             ended = self._store.end_stream(
                 stream,

@@ -116,3 +116,21 @@ def test_delete_after_older_link_closed_is_gone(http: httpx.Client, ispb: str) -
     assert other.status_code == 200
     assert other.json()["endToEndId"] == created[0]
     assert http.delete(other.headers["pull-next"]).status_code == 200
+
+
+def test_delete_on_outdated_link_is_gone(http: httpx.Client, ispb: str) -> None:
+    create(http, ispb, 3)
+    start = http.get(f"/api/pix/{ispb}/stream/start")
+    second = http.get(start.headers["pull-next"])
+    third = http.get(second.headers["pull-next"])
+
+    outdated = http.delete(start.headers["pull-next"])
+    newest = http.delete(third.headers["pull-next"])
+    successor = http.get(f"/api/pix/{ispb}/stream/start")
+
+    assert third.status_code == 200
+    assert outdated.status_code == 410
+    assert outdated.headers["content-type"] == "application/problem+json"
+    assert newest.status_code == 200
+    assert successor.status_code == 204
+    assert http.delete(successor.headers["pull-next"]).status_code == 200
