@@ -9,8 +9,9 @@
 3. The listening socket queues only 5 waiting connections (the standard library's default),
    so bursts of long polls get refused or stall. Here the queue has room for 1,024.
 
-It also compresses replies and sends API Gateway's own error replies as the deployed API
-Gateway does (see localdev.gateway).
+It also compresses replies, sends API Gateway's own error replies as the deployed API
+Gateway does (see localdev.gateway), and runs the app's scheduled functions on their rate
+(see localdev.schedules).
 
 Lambda never imports this module: there each process serves one request at a time.
 """
@@ -38,6 +39,7 @@ from chalice.local import (
 
 from chalicelib.logs import use_json_logs
 from localdev import gateway
+from localdev.schedules import start_schedules
 from localdev.schema import PROJECT_DIR
 
 logger = logging.getLogger(__name__)
@@ -208,9 +210,12 @@ def serve(host: str, port: int, stage: str) -> None:
     """Serve until SIGINT or SIGTERM."""
     sys.path.insert(0, str(PROJECT_DIR))
     server = create_server(host, port, stage)
+    stopped = threading.Event()
+    start_schedules(server.app_object, stopped)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         logger.info("received signal %d, stopping the API server", signum)
+        stopped.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
