@@ -157,6 +157,8 @@ class StreamService:
         self._no_expiry_before: dict[str, float] = {}
         # The streams this process served last, by stream id (see KnownStream).
         self._known: dict[str, KnownStream] = {}
+        # Streams this process closed, so that its reads still waiting on them end at once.
+        self._closed: set[str] = set()
 
     def _lease_until(self) -> float:
         return self._clock() + self._settings.lease_seconds
@@ -315,6 +317,8 @@ class StreamService:
         link_id = make_link_id(stream_id, link)
 
         def claim_once() -> list[QueueEntry] | None:
+            if stream_id in self._closed:
+                raise _ClaimRejected(self._store.get_stream_item(stream_id))
             with tracing.subsegment("LongPollAttempt") as span:
                 span.annotate("ispb", ispb)
                 span.annotate("stream_id", stream_id)
@@ -450,6 +454,10 @@ class StreamService:
                 logger.info(
                     "stream closed", extra={"ispb": ispb, "stream": stream_id, "link": link}
                 )
+                if len(self._closed) >= MEMORY_LIMIT:
+                    self._closed.clear()
+                self._closed.add(stream_id)
+                self._signal.notify(ispb)
                 self._finish(replace(stream, state=STATE_CLOSED, acked=acked))
                 return
         raise StreamGone(link_id, "the stream kept changing while it was being closed")

@@ -127,24 +127,48 @@ def test_closed_stream_claims_nothing(harness: Harness, other_process: StreamSer
     assert [entry.end_to_end_id for entry in pending] == created
 
 
+def wait_in_thread(
+    harness: Harness, ispb: str, link_id: str, seconds: float
+) -> tuple[threading.Thread, list[BaseException | ReadResult]]:
+    """Start a read that waits up to `seconds` in a thread; return it and its outcome."""
+    outcome: list[BaseException | ReadResult] = []
+
+    def wait() -> None:
+        deadline = time.monotonic() + seconds
+        try:
+            outcome.append(harness.service.read(ispb, link_id, 3, deadline))
+        except StreamGone as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    time.sleep(0.2)
+    return waiter, outcome
+
+
 def test_waiting_read_of_closed_stream_gone(harness: Harness, other_process: StreamService) -> None:
     ispb = random_ispb()
     harness.insert(ispb, 1)
     first = harness.start(ispb)
-    outcome: list[BaseException | ReadResult] = []
+    waiter, outcome = wait_in_thread(harness, ispb, first.link_id, harness.settings.wait_seconds)
 
-    def wait() -> None:
-        deadline = time.monotonic() + harness.settings.wait_seconds
-        try:
-            outcome.append(harness.service.read(ispb, first.link_id, 3, deadline))
-        except StreamGone as exc:
-            outcome.append(exc)
-
-    waiter = threading.Thread(target=wait)
-    waiter.start()
-    time.sleep(0.2)
     other_process.close(ispb, first.link_id)
     waiter.join(timeout=10)
 
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], StreamGone)
+
+
+def test_close_ends_waiting_read_of_same_process(harness: Harness) -> None:
+    ispb = random_ispb()
+    harness.insert(ispb, 1)
+    first = harness.start(ispb)
+    # A wait far longer than the join below, so the read can only end because of the close.
+    waiter, outcome = wait_in_thread(harness, ispb, first.link_id, 60.0)
+
+    harness.close(ispb, first.link_id)
+    waiter.join(timeout=20)
+
+    assert not waiter.is_alive()
     assert len(outcome) == 1
     assert isinstance(outcome[0], StreamGone)
