@@ -44,7 +44,7 @@ class Sizes:
 
     drain_messages: int = 10_000
     # DynamoDB Local's JVM serves calls several times faster once it has compiled its hot
-    # paths, which takes a few thousand calls; the scenarios measure the warm store.
+    # paths, after a few thousand calls. So the scenarios measure the warm store.
     warm_up_messages: int = 10_000
     collectors: int = 6
     latency_rate: float = 20.0

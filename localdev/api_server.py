@@ -25,8 +25,9 @@ def local_environment(
 ) -> dict[str, str]:
     """Return an environment for the app on a local DynamoDB endpoint and table.
 
-    It is this process's environment without PIX_* and AWS_* variables, so that a shell's
-    settings cannot leak in, plus the endpoint, its credentials, the table and `settings`.
+    It copies this process's environment without its PIX_* and AWS_* variables, so a
+    shell's settings do not reach the app. Then it adds the endpoint, its credentials, the
+    table and `settings`.
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PIX_", "AWS_"))}
     env.update(
