@@ -122,8 +122,6 @@ class StreamRecord:
     link: int
     acked: int
     lease_until: float
-    attempt: str | None
-    attempt_link: int
     inflight_read: int
     inflight_ids: tuple[str, ...]
     committed: str | None
@@ -143,8 +141,6 @@ class StreamRecord:
             link=int(item["link"]["N"]),
             acked=int(item["acked"]["N"]),
             lease_until=float(item["lease_until"]["N"]),
-            attempt=item.get("attempt", {}).get("S"),
-            attempt_link=int(item.get("attempt_link", {}).get("N", "0")),
             inflight_read=int(item.get("inflight_read", {}).get("N", "0")),
             inflight_ids=tuple(v["S"] for v in ids),
             committed=item.get("committed", {}).get("S"),
@@ -394,7 +390,7 @@ class PixStore:
                     "Key": {"pk": {"S": stream_key(stream_id)}},
                     "UpdateExpression": (
                         "SET link = :next, acked = :acked, lease_until = :lease, "
-                        "attempt = :attempt, attempt_link = :link, inflight_read = :link, "
+                        "inflight_read = :link, "
                         "inflight_ids = :ids, committed = :attempt, last_sort = :last_sort"
                     ),
                     "ConditionExpression": (
@@ -434,8 +430,8 @@ class PixStore:
                 applied=False, lost=lost, rejected=True, stream=stream_reason.get("Item")
             )
         if stream_reason.get("Code") == "TransactionConflict" or not lost:
-            # The stream item is busy (a DELETE or an expiry is ending it) or the store
-            # gave no reason this code knows: the caller tries again later.
+            # The stream item is busy, because a DELETE or an expiry is ending it, or the
+            # store gave an unexpected reason. Either way the caller can try again later.
             codes = ",".join(r.get("Code", "None") for r in reasons)
             raise StoreUnavailable("ClaimMessages", codes)
         return ClaimOutcome(applied=False, lost=lost)
@@ -443,9 +439,9 @@ class PixStore:
     def release(self, ispb: str, end_to_end_ids: Sequence[str], claim: str) -> int:
         """Return claimed messages to pending; return how many this call moved.
 
-        A message moves only while `claim`, the attempt token of the read that took it,
-        still holds it, so releasing twice, or releasing a message that another stream has
-        since claimed, changes nothing. Its place in the queue is the one it had before.
+        A message moves only while its `claim` is still this attempt token, so releasing
+        twice, or releasing a message that another stream has since claimed, changes
+        nothing. The message returns to the queue position it had before.
         """
         statements = [
             {
@@ -494,7 +490,7 @@ class PixStore:
     # Streams
 
     def open_stream(
-        self, ispb: str, stream_id: str, limit: int, attempt: str, lease_until: float, slot: int
+        self, ispb: str, stream_id: str, limit: int, lease_until: float, slot: int
     ) -> bool:
         """Open a stream if the ISPB has fewer than `limit`; False when it is full.
 
@@ -508,8 +504,6 @@ class PixStore:
             "link": {"N": "1"},
             "acked": {"N": "0"},
             "lease_until": {"N": repr(lease_until)},
-            "attempt": {"S": attempt},
-            "attempt_link": {"N": "1"},
             "slot": {"N": str(slot)},
             "opened_at": {"N": repr(self._clock())},
             "open_shard": {"S": open_shard(ispb)},
@@ -577,10 +571,8 @@ class PixStore:
         capacity.record(operation, response)
         return None
 
-    def begin_read(
-        self, ispb: str, stream_id: str, link: int, attempt: str, lease_until: float
-    ) -> Outcome:
-        """Start a read on `link`: confirm earlier reads, renew the lease, record the attempt.
+    def begin_read(self, ispb: str, stream_id: str, link: int, lease_until: float) -> Outcome:
+        """Start a read on `link`: confirm the reads before it and renew the lease.
 
         Applies only to an open, unexpired stream of `ispb` whose newest link is `link`.
         Either way the outcome carries the item as it was before.
@@ -590,9 +582,7 @@ class PixStore:
             "update_item",
             TableName=self._table,
             Key={"pk": {"S": stream_key(stream_id)}},
-            UpdateExpression=(
-                "SET acked = :acked, lease_until = :lease, attempt = :attempt, attempt_link = :link"
-            ),
+            UpdateExpression="SET acked = :acked, lease_until = :lease",
             ConditionExpression=(
                 "ispb = :ispb AND #state = :open AND link = :link AND lease_until > :now"
             ),
@@ -600,7 +590,6 @@ class PixStore:
             ExpressionAttributeValues={
                 ":acked": {"N": str(link - 1)},
                 ":lease": {"N": repr(lease_until)},
-                ":attempt": {"S": attempt},
                 ":link": {"N": str(link)},
                 ":ispb": {"S": ispb},
                 ":open": {"S": STATE_OPEN},

@@ -180,7 +180,7 @@ class StreamService:
         slot = (claimants - 1) % self._settings.claim_spread
         lease_until = self._lease_until()
         try:
-            opened = self._open_or_reap(ispb, stream_id, attempt, slot, lease_until)
+            opened = self._open_or_reap(ispb, stream_id, slot, lease_until)
         except StoreUnavailable:
             self._store.add_claimants(ispb, -1)
             raise
@@ -213,13 +213,11 @@ class StreamService:
                 extra={"ispb": ispb, "stream": stream_id},
             )
 
-    def _open_or_reap(
-        self, ispb: str, stream_id: str, attempt: str, slot: int, lease_until: float
-    ) -> bool:
+    def _open_or_reap(self, ispb: str, stream_id: str, slot: int, lease_until: float) -> bool:
         limit = self._settings.stream_limit
 
         def try_open() -> bool:
-            return self._store.open_stream(ispb, stream_id, limit, attempt, lease_until, slot)
+            return self._store.open_stream(ispb, stream_id, limit, lease_until, slot)
 
         # Expired streams may still hold slots: free them, then try once more.
         return try_open() or (bool(self.reap_ispb(ispb)) and try_open())
@@ -246,7 +244,7 @@ class StreamService:
             plan = ReadPlan(ispb, stream_id, link, attempt, known.slot, batch_size, known.last_sort)
             return self._poll_read(plan, deadline, renewed=False)
         lease_until = self._lease_until()
-        began = self._store.begin_read(ispb, stream_id, link, attempt, lease_until)
+        began = self._store.begin_read(ispb, stream_id, link, lease_until)
         if not began.applied:
             return self._rejected_read(ispb, link_id, stream_id, link, began.item)
         assert began.item is not None
@@ -348,7 +346,7 @@ class StreamService:
             # A read served from memory confirmed nothing on the way in, so an empty one
             # confirms the earlier reads and renews the lease now, or finds the stream ended.
             lease_until = self._lease_until()
-            began_read = self._store.begin_read(ispb, stream_id, link, plan.attempt, lease_until)
+            began_read = self._store.begin_read(ispb, stream_id, link, lease_until)
             if not began_read.applied:
                 return self._rejected_read(ispb, link_id, stream_id, link, began_read.item)
             self._remember(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.messages import Message, generate_messages
-from chalicelib.store import ClaimOutcome, PixStore, QueueEntry, StreamRecord
+from chalicelib.store import ClaimOutcome, PixStore, QueueEntry
 from tests.integration.fakes import ReplayingClient
 
 RETENTION_SECONDS = 3600
@@ -73,8 +73,9 @@ def test_pending_respects_limit(store: PixStore, ispb: str) -> None:
     assert ids(pending) == [m.end_to_end_id for m in messages[:5]]
 
 
-def open_stream(store: PixStore, ispb: str, stream_id: str) -> None:
-    assert store.open_stream(ispb, stream_id, 6, "open", time.time() + 60, 0)
+def open_streams(store: PixStore, ispb: str, *stream_ids: str) -> None:
+    for stream_id in stream_ids:
+        assert store.open_stream(ispb, stream_id, 6, time.time() + 60, 0)
 
 
 def claim(
@@ -85,19 +86,13 @@ def claim(
     return store.claim_read(ispb, entries, stream_id, link, attempt, time.time() + 60, last_sort)
 
 
-def stream_record(store: PixStore, stream_id: str) -> StreamRecord:
-    item = store.get_stream_item(stream_id)
-    assert item is not None
-    return StreamRecord.from_item(item)
-
-
 def test_claim_takes_messages_and_records_read(store: PixStore, ispb: str, stream_a: str) -> None:
-    open_stream(store, ispb, stream_a)
+    open_streams(store, ispb, stream_a)
     store.insert_messages(make(ispb, 4))
     pending = store.pending_messages(ispb, 10)
 
     outcome = claim(store, ispb, pending[:3], stream_a)
-    stream = stream_record(store, stream_a)
+    stream = store.get_streams([stream_a])[0]
 
     assert outcome.applied is True
     assert ids(store.pending_messages(ispb, 10)) == ids(pending[3:])
@@ -112,8 +107,7 @@ def test_claim_takes_messages_and_records_read(store: PixStore, ispb: str, strea
 def test_claimed_message_is_not_claimed_again(
     store: PixStore, ispb: str, stream_a: str, stream_b: str
 ) -> None:
-    open_stream(store, ispb, stream_a)
-    open_stream(store, ispb, stream_b)
+    open_streams(store, ispb, stream_a, stream_b)
     store.insert_messages(make(ispb, 3))
     pending = store.pending_messages(ispb, 10)
     claim(store, ispb, pending[:2], stream_a)
@@ -125,12 +119,12 @@ def test_claimed_message_is_not_claimed_again(
     assert lost.rejected is False
     assert lost.lost == set(ids(pending[:2]))
     assert rest.applied is True
-    assert list(stream_record(store, stream_b).inflight_ids) == ids(pending[2:])
-    assert list(stream_record(store, stream_a).inflight_ids) == ids(pending[:2])
+    assert list(store.get_streams([stream_b])[0].inflight_ids) == ids(pending[2:])
+    assert list(store.get_streams([stream_a])[0].inflight_ids) == ids(pending[:2])
 
 
 def test_claim_on_a_stale_link_writes_nothing(store: PixStore, ispb: str, stream_a: str) -> None:
-    open_stream(store, ispb, stream_a)
+    open_streams(store, ispb, stream_a)
     store.insert_messages(make(ispb, 2))
     first, second = store.pending_messages(ispb, 10)
     claim(store, ispb, [first], stream_a)
@@ -145,7 +139,7 @@ def test_claim_on_a_stale_link_writes_nothing(store: PixStore, ispb: str, stream
 
 
 def test_release_returns_messages_in_order(store: PixStore, ispb: str, stream_a: str) -> None:
-    open_stream(store, ispb, stream_a)
+    open_streams(store, ispb, stream_a)
     store.insert_messages(make(ispb, 5))
     pending = store.pending_messages(ispb, 10)
     claim(store, ispb, pending[:3], stream_a)
@@ -157,7 +151,7 @@ def test_release_returns_messages_in_order(store: PixStore, ispb: str, stream_a:
 
 
 def test_second_release_changes_nothing(store: PixStore, ispb: str, stream_a: str) -> None:
-    open_stream(store, ispb, stream_a)
+    open_streams(store, ispb, stream_a)
     store.insert_messages(make(ispb, 2))
     pending = store.pending_messages(ispb, 10)
     claim(store, ispb, pending, stream_a)
@@ -172,8 +166,7 @@ def test_second_release_changes_nothing(store: PixStore, ispb: str, stream_a: st
 def test_stale_release_keeps_newer_claim(
     store: PixStore, ispb: str, stream_a: str, stream_b: str
 ) -> None:
-    open_stream(store, ispb, stream_a)
-    open_stream(store, ispb, stream_b)
+    open_streams(store, ispb, stream_a, stream_b)
     store.insert_messages(make(ispb, 2))
     pending = store.pending_messages(ispb, 10)
     claim(store, ispb, pending, stream_a)
@@ -183,7 +176,7 @@ def test_stale_release_keeps_newer_claim(
     released = store.release(ispb, ids(pending), f"attempt-{stream_a}-1")
 
     assert released == 0
-    assert list(stream_record(store, stream_b).inflight_ids) == ids(pending)
+    assert list(store.get_streams([stream_b])[0].inflight_ids) == ids(pending)
     assert store.pending_messages(ispb, 10) == []
 
 
@@ -200,7 +193,7 @@ def test_racing_claims_share_no_message(store: PixStore, ispb: str) -> None:
     store.insert_messages(make(ispb, 60))
     streams = [secrets.token_hex(16) for _ in range(6)]
     for stream_id in streams:
-        open_stream(store, ispb, stream_id)
+        open_streams(store, ispb, stream_id)
     won: dict[str, list[str]] = {stream_id: [] for stream_id in streams}
     barrier = threading.Barrier(len(streams))
 
@@ -236,12 +229,12 @@ def test_replayed_claim_applies_once(
         time.time,
         RETENTION_SECONDS,
     )
-    open_stream(store, ispb, stream_a)
+    open_streams(store, ispb, stream_a)
     store.insert_messages(make(ispb, 3))
     pending = store.pending_messages(ispb, 10)
 
     outcome = claim(replaying, ispb, pending, stream_a)
 
     assert outcome.applied is True
-    assert stream_record(store, stream_a).link == 2
-    assert list(stream_record(store, stream_a).inflight_ids) == ids(pending)
+    assert store.get_streams([stream_a])[0].link == 2
+    assert list(store.get_streams([stream_a])[0].inflight_ids) == ids(pending)

@@ -14,7 +14,6 @@ import pytest
 
 from chalicelib.errors import StreamGone
 from chalicelib.polling import PendingSignal
-from chalicelib.store import StreamRecord
 from chalicelib.streams import ReadResult, StreamService
 from tests.integration.inprocess import Harness, random_ispb
 
@@ -64,12 +63,6 @@ def read_in(service: StreamService, harness: Harness, ispb: str, link_id: str) -
     return service.read(ispb, link_id, harness.settings.batch_size, time.monotonic())
 
 
-def stream_record(harness: Harness, stream_id: str) -> StreamRecord:
-    item = harness.store.get_stream_item(stream_id)
-    assert item is not None
-    return StreamRecord.from_item(item)
-
-
 def test_follow_up_read_skips_stream_item(harness: Harness, operations: OperationLog) -> None:
     ispb = random_ispb()
     harness.insert(ispb, 6)
@@ -80,7 +73,7 @@ def test_follow_up_read_skips_stream_item(harness: Harness, operations: Operatio
 
     assert len(second.end_to_end_ids) == 3
     assert operations.names == ["Query", "TransactWriteItems"]
-    stream = stream_record(harness, first.stream_id)
+    stream = harness.store.get_streams([first.stream_id])[0]
     assert stream.link == 3
     assert stream.acked == 1
 
@@ -93,7 +86,7 @@ def test_empty_read_confirms_and_renews(harness: Harness) -> None:
 
     empty = harness.read(ispb, first.link_id)
 
-    stream = stream_record(harness, first.stream_id)
+    stream = harness.store.get_streams([first.stream_id])[0]
     assert empty.end_to_end_ids == ()
     assert empty.link_id == first.link_id
     assert stream.acked == 1

@@ -36,7 +36,7 @@ def stream_id(n: int) -> str:
 
 def open_streams(store: PixStore, clock: FakeClock, count: int, limit: int = 6) -> list[bool]:
     return [
-        store.open_stream(ISPB, stream_id(n), limit, "attempt", clock() + LEASE_SECONDS, 0)
+        store.open_stream(ISPB, stream_id(n), limit, clock() + LEASE_SECONDS, 0)
         for n in range(count)
     ]
 
@@ -134,7 +134,7 @@ def test_open_stream_beyond_limit_is_refused(store: PixStore, clock: FakeClock) 
 def test_limit_is_per_ispb(store: PixStore, clock: FakeClock) -> None:
     open_streams(store, clock, 6)
 
-    opened = store.open_stream(OTHER_ISPB, stream_id(99), 6, "a", clock() + LEASE_SECONDS, 0)
+    opened = store.open_stream(OTHER_ISPB, stream_id(99), 6, clock() + LEASE_SECONDS, 0)
 
     assert opened is True
     assert store.open_stream_count(OTHER_ISPB) == 1
@@ -144,7 +144,7 @@ def test_failed_open_transaction_leaves_counter(store: PixStore, clock: FakeCloc
     open_streams(store, clock, 1)
 
     # The same stream id again fails the Put's condition, which must undo the increment.
-    reopened = store.open_stream(ISPB, stream_id(0), 6, "a", clock() + LEASE_SECONDS, 0)
+    reopened = store.open_stream(ISPB, stream_id(0), 6, clock() + LEASE_SECONDS, 0)
 
     assert reopened is False
     assert store.open_stream_count(ISPB) == 1
@@ -170,15 +170,13 @@ def test_begin_read_renews_lease_and_confirms(
     claim(store, clock, 0, 1, put_pending(dynamodb, table_name, "E1"))
     clock.advance(10)
 
-    began = store.begin_read(ISPB, stream_id(0), 2, "second", clock() + LEASE_SECONDS)
+    began = store.begin_read(ISPB, stream_id(0), 2, clock() + LEASE_SECONDS)
     stream = record(store, 0)
 
     assert began.applied is True
     assert began.item is not None
     assert began.item["acked"] == {"N": "0"}
     assert stream.acked == 1
-    assert stream.attempt == "second"
-    assert stream.attempt_link == 2
     assert stream.lease_until == clock() + LEASE_SECONDS
 
 
@@ -187,19 +185,21 @@ def test_begin_read_on_old_link_returns_item(
 ) -> None:
     open_streams(store, clock, 1)
     claim(store, clock, 0, 1, put_pending(dynamodb, table_name, "E1"))
+    lease_until = record(store, 0).lease_until
+    clock.advance(10)
 
-    began = store.begin_read(ISPB, stream_id(0), 1, "late", clock() + LEASE_SECONDS)
+    began = store.begin_read(ISPB, stream_id(0), 1, clock() + LEASE_SECONDS)
 
     assert began.applied is False
     assert began.item is not None
     assert began.item["link"] == {"N": "2"}
-    assert record(store, 0).attempt == "attempt"
+    assert record(store, 0).lease_until == lease_until
 
 
 def test_begin_read_of_other_ispb_is_refused(store: PixStore, clock: FakeClock) -> None:
     open_streams(store, clock, 1)
 
-    began = store.begin_read(OTHER_ISPB, stream_id(0), 1, "x", clock() + LEASE_SECONDS)
+    began = store.begin_read(OTHER_ISPB, stream_id(0), 1, clock() + LEASE_SECONDS)
 
     assert began.applied is False
     assert began.item is not None
@@ -210,13 +210,13 @@ def test_begin_read_after_lease_is_refused(store: PixStore, clock: FakeClock) ->
     open_streams(store, clock, 1)
     clock.advance(LEASE_SECONDS)
 
-    began = store.begin_read(ISPB, stream_id(0), 1, "x", clock() + LEASE_SECONDS)
+    began = store.begin_read(ISPB, stream_id(0), 1, clock() + LEASE_SECONDS)
 
     assert began.applied is False
 
 
 def test_begin_read_of_unknown_stream_has_no_item(store: PixStore, clock: FakeClock) -> None:
-    began = store.begin_read(ISPB, stream_id(42), 1, "x", clock() + LEASE_SECONDS)
+    began = store.begin_read(ISPB, stream_id(42), 1, clock() + LEASE_SECONDS)
 
     assert began.applied is False
     assert began.item is None
@@ -245,14 +245,14 @@ def test_claim_read_advances_link_once(
     assert third["Item"]["queue_key"] == {"S": pending_queue(ISPB)}
 
 
-def test_claim_read_of_taken_message_writes_nothing(
+def test_claim_read_of_claimed_message_writes_nothing(
     store: PixStore, clock: FakeClock, dynamodb: Any, table_name: str
 ) -> None:
     open_streams(store, clock, 2)
-    taken, free = put_pending(dynamodb, table_name, "E1", "E2")
-    claim(store, clock, 0, 1, [taken])
+    claimed, pending = put_pending(dynamodb, table_name, "E1", "E2")
+    claim(store, clock, 0, 1, [claimed])
 
-    lost = claim(store, clock, 1, 1, [taken, free])
+    lost = claim(store, clock, 1, 1, [claimed, pending])
     item = dynamodb.get_item(TableName=table_name, Key={"pk": {"S": message_key("E2")}})
 
     assert lost.applied is False
@@ -332,7 +332,7 @@ def test_freed_slot_can_be_taken_again(store: PixStore, clock: FakeClock) -> Non
     open_streams(store, clock, 6)
     close(store, record(store, 0))
 
-    reopened = store.open_stream(ISPB, stream_id(50), 6, "a", clock() + LEASE_SECONDS, 0)
+    reopened = store.open_stream(ISPB, stream_id(50), 6, clock() + LEASE_SECONDS, 0)
 
     assert reopened is True
     assert store.open_stream_count(ISPB) == 6
@@ -340,7 +340,7 @@ def test_freed_slot_can_be_taken_again(store: PixStore, clock: FakeClock) -> Non
 
 def test_open_streams_are_listed_by_ispb(store: PixStore, clock: FakeClock) -> None:
     open_streams(store, clock, 2)
-    store.open_stream(OTHER_ISPB, stream_id(9), 6, "a", clock() + LEASE_SECONDS, 0)
+    store.open_stream(OTHER_ISPB, stream_id(9), 6, clock() + LEASE_SECONDS, 0)
 
     mine = store.indexed_stream_ids(open_shard(ISPB), ISPB)
 
