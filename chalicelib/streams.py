@@ -47,6 +47,14 @@ CLAIM_ROUNDS = 3
 # arrival order.
 CONTENTION_READS = 100
 
+# A read under competition looks at this many times `claim_spread` batches of the oldest
+# pending messages. It claims a batch of its own share and keeps the rest of that share for
+# its next read, which then claims without querying the queue first.
+READ_AHEAD = 2
+
+# Streams whose spare share a process keeps, each at most READ_AHEAD batches of bodies.
+AHEAD_LIMIT = 1_000
+
 # Per-process memory of streams and ISPBs is dropped past this many entries. Losing it only
 # costs a spread claim, a reap or a stream read that was not needed.
 MEMORY_LIMIT = 10_000
@@ -120,17 +128,21 @@ def parse_link_id(ispb: str, link_id: str) -> tuple[str, int]:
 
 def pick_share(
     entries: Sequence[QueueEntry], slot: int, spread: int, size: int
-) -> list[QueueEntry]:
+) -> tuple[list[QueueEntry], list[QueueEntry]]:
     """Choose the batch a stream should claim from the oldest pending messages.
 
     Each message belongs to one of `spread` shares, by a hash of its endToEndId. Stream
     slot ``s`` takes only messages of share ``s``, so concurrent streams of one ISPB claim
     different messages instead of racing for the same oldest ones. When its share has none
-    among `entries`, it takes the oldest, so a share with no stream is still read. The batch
-    keeps arrival order.
+    among `entries`, it takes the oldest, so a share with no stream is still read.
+
+    Returns the batch, in arrival order, and the rest of the stream's share among `entries`,
+    which its next reads can claim without asking the queue again.
     """
     own = [e for e in entries if zlib.crc32(e.end_to_end_id.encode()) % spread == slot]
-    return list((own or entries)[:size])
+    if not own:
+        return list(entries[:size]), []
+    return own[:size], own[size:]
 
 
 class StreamService:
@@ -157,6 +169,9 @@ class StreamService:
         self._no_expiry_before: dict[str, float] = {}
         # The streams this process served last, by stream id (see KnownStream).
         self._known: dict[str, KnownStream] = {}
+        # Per stream, the next link and the pending messages of its share that its previous
+        # read saw but did not claim (see READ_AHEAD).
+        self._ahead: dict[str, tuple[int, tuple[QueueEntry, ...]]] = {}
         # Streams this process closed, so that its reads still waiting on them end at once.
         self._closed: set[str] = set()
 
@@ -259,6 +274,7 @@ class StreamService:
         self, ispb: str, link_id: str, stream_id: str, link: int, item: dict[str, object] | None
     ) -> ReadResult:
         self._known.pop(stream_id, None)
+        self._ahead.pop(stream_id, None)
         stream = self._visible_stream(ispb, link_id, item)
         self._raise_if_ended(stream, link_id)
         if link > stream.link:
@@ -356,22 +372,10 @@ class StreamService:
 
     def _claim(self, plan: ReadPlan) -> list[QueueEntry] | None:
         ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
-        slot, batch_size, last_sort = plan.slot, plan.batch_size, plan.last_sort
-        spread = self._settings.claim_spread
         for _ in range(CLAIM_ROUNDS):
-            spreading = batch_size > 1 and spread > 1 and self._contended.get(stream_id, 0) > 0
-            pending = self._store.pending_messages(ispb, batch_size * (spread if spreading else 1))
-            if not pending:
+            window, spare, left = self._choose(plan)
+            if not window:
                 return None
-            # Messages after the stream's newest delivery keep its order. Older ones, left by
-            # a lost race or returned by an ended stream, are taken when nothing newer is
-            # among the candidates, so they are never left behind.
-            newer = [e for e in pending if last_sort is None or e.queue_sort > last_sort]
-            candidates = newer or pending
-            if spreading:
-                window = pick_share(candidates, slot, spread, batch_size)
-            else:
-                window = list(candidates[:batch_size])
             while window:
                 newest = max(e.queue_sort for e in window)
                 lease_until = self._lease_until()
@@ -383,16 +387,49 @@ class StreamService:
                 self._note_contention(stream_id, lost=bool(outcome.lost))
                 if outcome.applied:
                     self._remember(
-                        stream_id, KnownStream(ispb, link + 1, slot, newest, lease_until)
+                        stream_id, KnownStream(ispb, link + 1, plan.slot, newest, lease_until)
                     )
-                    if len(pending) > len(window):
+                    self._keep_ahead(stream_id, link + 1, spare[: plan.batch_size * READ_AHEAD])
+                    if left:
                         # Others of this ISPB may be waiting for what this read left behind.
-                        self._signal.notify(ispb, waiters=len(pending) - len(window))
+                        self._signal.notify(ispb, waiters=left)
                     return window
                 # Other streams took some of the window: claim the rest, which the
                 # transaction left pending, without asking the queue again.
                 window = [e for e in window if e.end_to_end_id not in outcome.lost]
         return None
+
+    def _choose(self, plan: ReadPlan) -> tuple[list[QueueEntry], list[QueueEntry], int]:
+        """Pick the batch a read claims.
+
+        Returns the batch, the rest of the stream's share that the next read may claim, and
+        how many other pending messages the read saw.
+        """
+        batch_size, spread = plan.batch_size, self._settings.claim_spread
+        ahead = self._ahead.pop(plan.stream_id, None)
+        if ahead is not None and ahead[0] == plan.link and len(ahead[1]) >= batch_size:
+            # A full batch of this stream's share, seen by its previous read.
+            return list(ahead[1][:batch_size]), list(ahead[1][batch_size:]), 0
+        spreading = batch_size > 1 and spread > 1 and self._contended.get(plan.stream_id, 0) > 0
+        limit = batch_size * spread * READ_AHEAD if spreading else batch_size
+        pending = self._store.pending_messages(plan.ispb, limit)
+        # Messages after the stream's newest delivery keep its order. Older ones, left by a
+        # lost race or returned by an ended stream, are taken when nothing newer is among
+        # the candidates, so they are never left behind.
+        newer = [e for e in pending if plan.last_sort is None or e.queue_sort > plan.last_sort]
+        candidates = newer or pending
+        if spreading:
+            window, spare = pick_share(candidates, plan.slot, spread, batch_size)
+        else:
+            window, spare = list(candidates[:batch_size]), []
+        return window, spare, len(pending) - len(window) - len(spare)
+
+    def _keep_ahead(self, stream_id: str, link: int, spare: list[QueueEntry]) -> None:
+        if not spare:
+            return
+        if len(self._ahead) >= AHEAD_LIMIT:
+            self._ahead.clear()
+        self._ahead[stream_id] = (link, tuple(spare))
 
     def _note_contention(self, stream_id: str, lost: bool) -> None:
         if lost:
@@ -410,6 +447,7 @@ class StreamService:
         """Close a stream: confirm what its reads before `link_id` delivered, free its slot."""
         stream_id, link = parse_link_id(ispb, link_id)
         self._known.pop(stream_id, None)
+        self._ahead.pop(stream_id, None)
         for _ in range(3):
             stream = self._visible_stream(ispb, link_id, self._store.get_stream_item(stream_id))
             if link > stream.link:

@@ -7,13 +7,17 @@ so that one of them has a memory the other has made stale.
 
 import threading
 import time
+import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from chalicelib.errors import StreamGone
+from chalicelib.messages import generate_messages
 from chalicelib.polling import PendingSignal
+from chalicelib.store import message_key
 from chalicelib.streams import ReadResult, StreamService
 from tests.integration.inprocess import Harness, random_ispb
 
@@ -165,3 +169,61 @@ def test_close_ends_waiting_read_of_same_process(harness: Harness) -> None:
     assert not waiter.is_alive()
     assert len(outcome) == 1
     assert isinstance(outcome[0], StreamGone)
+
+
+def insert_share(harness: Harness, ispb: str, share: int, count: int) -> list[str]:
+    """Store `count` messages that all belong to claim share `share`, oldest first."""
+    spread = harness.settings.claim_spread
+    messages = []
+    while len(messages) < count:
+        for message in generate_messages(ispb, 50, datetime.now(UTC)):
+            if zlib.crc32(message.end_to_end_id.encode()) % spread == share:
+                messages.append(message)
+    return harness.store.insert_messages(messages[:count])
+
+
+def spare_share_kept(harness: Harness, ispb: str) -> tuple[ReadResult, list[str]]:
+    """Start a stream in slot 0, make it meet competition, and read once more.
+
+    Returns that read and the messages stored. The read claims one batch of its share and
+    keeps the rest of what it saw of that share for the next read.
+    """
+    created = insert_share(harness, ispb, share=0, count=4 * harness.settings.batch_size)
+    first = harness.start(ispb)
+    # As after a claim lost to another stream of the ISPB.
+    harness.service._note_contention(first.stream_id, lost=True)
+    return harness.read(ispb, first.link_id), created
+
+
+def test_spare_share_read_skips_query(harness: Harness, operations: OperationLog) -> None:
+    ispb = random_ispb()
+    batch = harness.settings.batch_size
+    second, created = spare_share_kept(harness, ispb)
+    operations.names.clear()
+
+    third = harness.read(ispb, second.link_id)
+
+    assert operations.names == ["TransactWriteItems"]
+    assert list(second.end_to_end_ids) == created[batch : 2 * batch]
+    assert list(third.end_to_end_ids) == created[2 * batch : 3 * batch]
+
+
+def test_spare_share_taken_elsewhere_is_skipped(harness: Harness, operations: OperationLog) -> None:
+    ispb = random_ispb()
+    batch = harness.settings.batch_size
+    second, created = spare_share_kept(harness, ispb)
+    taken = created[2 * batch : 3 * batch]
+    for end_to_end_id in taken:
+        harness.client.update_item(
+            TableName=harness.table_name,
+            Key={"pk": {"S": message_key(end_to_end_id)}},
+            UpdateExpression="REMOVE queue_key SET claim = :other",
+            ExpressionAttributeValues={":other": {"S": "another-stream"}},
+        )
+    operations.names.clear()
+
+    third = harness.read(ispb, second.link_id)
+
+    assert operations.names == ["TransactWriteItems", "Query", "TransactWriteItems"]
+    assert list(third.end_to_end_ids) == created[3 * batch :]
+    assert set(harness.message_queues(taken).values()) == {"another-stream"}
