@@ -374,6 +374,8 @@ class StreamService:
         ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
         for _ in range(CLAIM_ROUNDS):
             window, spare, left = self._choose(plan)
+            if not window and self._reap_when_idle(ispb):
+                window, spare, left = self._choose(plan)
             if not window:
                 return None
             while window:
@@ -540,6 +542,19 @@ class StreamService:
         if stream.indexed:
             self._finish(stream)
 
+    def _reap_when_idle(self, ispb: str) -> bool:
+        """End the ISPB's expired streams, so their messages return to the waiting reads.
+
+        Runs when a read finds nothing pending, at most once in each stretch of time in which
+        this process knows no stream of the ISPB can expire. Returns True if it ended any.
+        """
+        try:
+            return self.reap_ispb(ispb) > 0
+        except StoreUnavailable as exc:
+            # The sweep, or the next empty read, ends them instead.
+            logger.warning("reaping ISPB %s failed: %s", ispb, exc, extra={"ispb": ispb})
+            return False
+
     def reap_ispb(self, ispb: str) -> int:
         """End the expired streams of one ISPB; return how many slots that freed."""
         now = self._clock()
@@ -550,13 +565,10 @@ class StreamService:
         leases = [s.lease_until for s in streams if s.state == STATE_OPEN and s.lease_until > now]
         if len(self._no_expiry_before) >= MEMORY_LIMIT:
             self._no_expiry_before.clear()
-        if leases:
-            # The index may lag behind a stream opened a moment ago, whose lease can end
-            # before the ones seen here. Half a lease bounds how long such a stream waits.
-            horizon = now + self._settings.lease_seconds / 2
-            self._no_expiry_before[ispb] = min(*leases, horizon)
-        else:
-            self._no_expiry_before.pop(ispb, None)
+        # The index may lag behind a stream opened a moment ago, whose lease can end before
+        # the ones seen here. Half a lease bounds how long such a stream waits.
+        horizon = now + self._settings.lease_seconds / 2
+        self._no_expiry_before[ispb] = min([*leases, horizon])
         return freed
 
     def sweep(self) -> int:

@@ -69,7 +69,7 @@ def open_streams(dynamodb: object, table_name: str, ispb: str) -> int:
     return int(item.get("open_streams", {}).get("N", "0"))
 
 
-def test_vanished_collector_messages_reach_next_stream(
+def test_vanished_collector_messages_reach_waiting_stream(
     client: httpx.Client, dynamodb: object, table_name: str, ispb: str
 ) -> None:
     created = create(client, ispb, 5)
@@ -78,27 +78,44 @@ def test_vanished_collector_messages_reach_next_stream(
     staying = client.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART)
     refused = client.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART)
 
-    # The staying collector keeps reading while the vanished one's lease runs out.
+    # The staying collector keeps reading until the vanished one's messages reach it.
     staying_read: list[str] = []
     staying_link = staying.headers["pull-next"]
-    while time.monotonic() < vanished_at + LEASE_SECONDS:
-        more, staying_link = drain(client, staying_link)
-        staying_read += more
+    while not staying_read and time.monotonic() < vanished_at + 4 * LEASE_SECONDS:
+        response = client.get(staying_link, headers=MULTIPART)
+        staying_read = ids_of(response)
+        staying_link = response.headers["pull-next"]
+    received_after = time.monotonic() - vanished_at
     successor = client.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART)
-    staying_closed = client.delete(staying_link)
-    successor_read, successor_link = drain(client, successor.headers["pull-next"])
 
     assert ids_of(vanished) == created
     assert ids_of(staying) == []
-    assert staying_read == []
     assert refused.status_code == 429
-    # 410 if the staying stream's last read is a lease ago by now: ended either way.
-    assert staying_closed.status_code in (200, 410)
+    assert staying_read == created
+    # Nobody else received them while the vanished stream's lease ran.
+    assert received_after >= LEASE_SECONDS
+    assert ids_of(successor) == []
+    assert client.get(vanished.headers["pull-next"]).status_code == 410
+    assert open_streams(dynamodb, table_name, ispb) == 2
+    assert client.delete(staying_link).status_code == 200
+    assert client.delete(successor.headers["pull-next"]).status_code == 200
+    assert open_streams(dynamodb, table_name, ispb) == 0
+
+
+def test_vanished_collector_messages_reach_next_stream(
+    client: httpx.Client, dynamodb: object, table_name: str, ispb: str
+) -> None:
+    created = create(client, ispb, 5)
+    vanished = client.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART)
+    time.sleep(LEASE_SECONDS)
+
+    successor = client.get(f"/api/pix/{ispb}/stream/start", headers=MULTIPART)
+
+    assert ids_of(vanished) == created
     assert ids_of(successor) == created
-    assert successor_read == []
     assert client.get(vanished.headers["pull-next"]).status_code == 410
     assert open_streams(dynamodb, table_name, ispb) == 1
-    assert client.delete(successor_link).status_code == 200
+    assert client.delete(successor.headers["pull-next"]).status_code == 200
     assert open_streams(dynamodb, table_name, ispb) == 0
 
 

@@ -1,7 +1,8 @@
 """StreamService against a reference model, driven by hypothesis, on DynamoDB Local.
 
 Each example is a random sequence of inserts, starts, reads, repeated reads, DELETEs,
-clock advances and reaps on one ISPB. After every step the table is compared with the
+clock advances and reaps on one ISPB. A start or read that finds nothing pending also ends
+the ISPB's expired streams, whose messages it may then receive. After every step the table is compared with the
 model: no confirmed message is pending, each unconfirmed delivery is held by exactly its
 stream, the counter equals the open streams, and no message disappears.
 """
@@ -82,6 +83,14 @@ class StreamMachine(RuleBasedStateMachine):
         stream.open = False
         stream.unconfirmed = ()
 
+    def reap_if_idle(self, reader: ModelStream | None) -> None:
+        """A read that finds nothing pending first ends the ISPB's expired streams."""
+        if self.pending():
+            return
+        for stream in self.open_streams():
+            if stream is not reader and self.lease_passed(stream):
+                self.end_expired(stream)
+
     def deliver(self, stream: ModelStream, result: ReadResult) -> None:
         """Check a reply against the model and advance the stream."""
         assert result.stream_id == stream.stream_id
@@ -117,6 +126,7 @@ class StreamMachine(RuleBasedStateMachine):
         if full:
             for stream in expired:  # stream/start reaps the ISPB's expired streams
                 self.end_expired(stream)
+        self.reap_if_idle(None)
         result = self.harness.start(self.ispb, batch)
         stream = ModelStream(result.stream_id, result.link_id, self.now + LEASE_SECONDS)
         self.streams.append(stream)
@@ -135,6 +145,7 @@ class StreamMachine(RuleBasedStateMachine):
             if stream.open:
                 self.end_expired(stream)
             return
+        self.reap_if_idle(stream)
         result = self.harness.read(self.ispb, stream.link_id, batch)
         self.confirmed.update(stream.unconfirmed)
         stream.unconfirmed = ()
