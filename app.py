@@ -152,12 +152,33 @@ def _describe(result: ReadResult) -> None:
     observability.count("messages", len(result.bodies))
 
 
-@app.route("/api/pix/{ispb}/stream/start", methods=["GET"], authorizer=stream_authorizer)
+# Requests to the API carry no body, so any Content-Type is accepted (Chalice refuses all
+# but application/json with 415 otherwise).
+NO_BODY = ["*/*"]
+
+STREAM_START = "/api/pix/{ispb}/stream/start"
+STREAM_LINK = "/api/pix/{ispb}/stream/{interationId}"  # the contract's spelling
+
+
+def stream_route[View: Callable[..., Response]](path: str, method: str) -> Callable[[View], View]:
+    route: Callable[[View], View] = app.route(
+        path, methods=[method], authorizer=stream_authorizer, content_types=NO_BODY
+    )
+    return route
+
+
+@stream_route(STREAM_START, "GET")
 def start_stream(ispb: str) -> Response:
     return _read("StartStream", ispb, get_runtime().streams.start)
 
 
-@app.route("/api/pix/{ispb}/stream/{interationId}", methods=["GET"], authorizer=stream_authorizer)
+@stream_route(STREAM_START, "DELETE")
+def close_start(ispb: str) -> Response:
+    # No stream has the id "start", so this answers 404 like any other unknown id.
+    return close_stream(ispb, "start")
+
+
+@stream_route(STREAM_LINK, "GET")
 def continue_stream(ispb: str, interationId: str) -> Response:  # the contract's spelling
     def read(ispb: str, batch: int, deadline: float) -> ReadResult:
         observability.describe_link(*parse_link_id(ispb, interationId))
@@ -166,9 +187,7 @@ def continue_stream(ispb: str, interationId: str) -> Response:  # the contract's
     return _read("ReadStream", ispb, read)
 
 
-@app.route(
-    "/api/pix/{ispb}/stream/{interationId}", methods=["DELETE"], authorizer=stream_authorizer
-)
+@stream_route(STREAM_LINK, "DELETE")
 def close_stream(ispb: str, interationId: str) -> Response:  # the contract's spelling
     granted_ispb = _granted_ispb(app.current_request)
 
@@ -199,24 +218,24 @@ TEST_ENDPOINTS = test_endpoints_enabled()
 
 if TEST_ENDPOINTS:
 
-    @app.route("/api/util/msgs/{ispb}/{number}", methods=["POST"])
+    @app.route("/api/util/msgs/{ispb}/{number}", methods=["POST"], content_types=NO_BODY)
     def create_messages(ispb: str, number: str) -> Response:
         return _create_messages(ispb, number)
 
     # The same, at the path earlier clients use; API Gateway ignores its trailing slash.
-    @app.route("/api/pix/util/msgs/{ispb}/{number}", methods=["POST"])
+    @app.route("/api/pix/util/msgs/{ispb}/{number}", methods=["POST"], content_types=NO_BODY)
     def create_messages_legacy(ispb: str, number: str) -> Response:
         return _create_messages(ispb, number)
 
 
-@app.route("/api/openapi.json", methods=["GET"])
+@app.route("/api/openapi.json", methods=["GET"], content_types=NO_BODY)
 def openapi_description() -> Response:
     document = docs.openapi_document(test_endpoints=TEST_ENDPOINTS, auth=AUTH_REQUIRED)
     return http.json_response(document, 200)
 
 
 # API Gateway and the local server drop a trailing slash, so this also serves /api/docs/.
-@app.route("/api/docs", methods=["GET"])
+@app.route("/api/docs", methods=["GET"], content_types=NO_BODY)
 def swagger_ui() -> Response:
     return Response(
         body=docs.SWAGGER_PAGE,
@@ -225,7 +244,7 @@ def swagger_ui() -> Response:
     )
 
 
-@app.route("/api/docs/{asset}", methods=["GET"])
+@app.route("/api/docs/{asset}", methods=["GET"], content_types=NO_BODY)
 def swagger_ui_asset(asset: str) -> Response:
     found = docs.swagger_asset(asset)
     if found is None:

@@ -217,15 +217,26 @@ def test_error_has_no_pull_next(http: httpx.Client, ispb: str) -> None:
 
 
 def test_unrouted_method_is_problem_document(http: httpx.Client, ispb: str) -> None:
+    response = http.post(f"/api/pix/{ispb}/stream/start")
+
+    assert_problem(response, 405, "POST")
+    assert sorted(response.headers["allow"].split(", ")) == ["DELETE", "GET"]
+
+
+def test_delete_on_start_is_unknown_stream(http: httpx.Client, ispb: str) -> None:
     response = http.delete(f"/api/pix/{ispb}/stream/start")
 
-    assert_problem(response, 405, "DELETE")
-    assert response.headers["allow"] == "GET"
+    assert_problem(response, 404, "start")
 
 
-def test_unsupported_content_type_is_problem_document(http: httpx.Client, ispb: str) -> None:
-    response = http.post(
-        f"/api/util/msgs/{ispb}/1", content=b"x", headers={"Content-Type": "text/plain"}
-    )
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_any_content_type_is_accepted(http: httpx.Client, ispb: str, content_type: str) -> None:
+    headers = {"Content-Type": content_type}
 
-    assert_problem(response, 415, "text/plain")
+    created = http.post(f"/api/util/msgs/{ispb}/1", content=b"x", headers=headers)
+    started = http.get(f"/api/pix/{ispb}/stream/start", headers=headers)
+    closed = http.delete(started.headers["pull-next"], headers=headers)
+
+    assert created.status_code == 201
+    assert started.json()["endToEndId"] == created.json()["endToEndIds"][0]
+    assert closed.status_code == 200
