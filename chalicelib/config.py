@@ -48,8 +48,8 @@ class Settings:
     poll_max_seconds: float = 0.5
     retry_after_seconds: int = 1
     test_endpoints: bool = True
-    # How many batches of pending messages a read looks at, so that concurrent streams of one
-    # ISPB claim different messages instead of racing for the same oldest ones.
+    # How many shares concurrent streams of one ISPB split the pending messages into, so that
+    # they claim different messages instead of racing for the same oldest ones.
     claim_spread: int = 6
     # Whether stream routes require an API key bound to the ISPB in the path.
     auth: bool = False
