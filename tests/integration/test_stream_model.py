@@ -2,9 +2,9 @@
 
 Each example is a random sequence of inserts, starts, reads, repeated reads, DELETEs,
 clock advances and reaps on one ISPB. A start or read that finds nothing pending also ends
-the ISPB's expired streams, whose messages it may then receive. After every step the table is compared with the
-model: no confirmed message is pending, each unconfirmed delivery is held by exactly its
-stream, the counter equals the open streams, and no message disappears.
+the ISPB's expired streams, whose messages it may then receive. After every step the table
+is compared with the model: no confirmed message is pending, each unconfirmed delivery is
+held by exactly its stream, the counter equals the open streams, and no message disappears.
 """
 
 from collections.abc import Iterator
