@@ -122,7 +122,7 @@ def _read(operation: str, ispb: str, read: Callable[[str, int, float], ReadResul
     """Run a stream read for the current request and build its reply."""
     # chalice local shares current_request between threads, so read it once, here.
     request = app.current_request
-    accept = request.headers.get("accept")
+    accept = http.accept_header(request.to_original_event())
     format_param = (request.query_params or {}).get("format")
     granted_ispb = _granted_ispb(request)
 

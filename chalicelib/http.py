@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from chalice.app import Response
 
@@ -54,6 +55,21 @@ def parse_number(value: str, maximum: int) -> int:
     if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= maximum:
         raise InvalidNumber(value, maximum)
     return int(value)
+
+
+def accept_header(event: Mapping[str, Any]) -> str | None:
+    """Return a request's Accept header, with repeated Accept headers joined into one list.
+
+    API Gateway puts only the last value of a repeated header in the event's ``headers``, and
+    every value in ``multiValueHeaders``; HTTP reads repeated Accept headers as one list.
+    """
+    for name, values in (event.get("multiValueHeaders") or {}).items():
+        if name.lower() == "accept" and values:
+            return ", ".join(values)
+    for name, value in (event.get("headers") or {}).items():
+        if name.lower() == "accept":
+            return str(value)
+    return None
 
 
 def wants_multipart(accept: str | None, format_param: str | None) -> bool:

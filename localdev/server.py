@@ -71,6 +71,17 @@ class GatewayRequestHandler(ChaliceRequestHandler):
             return self._generic_handle
         raise AttributeError(name)
 
+    def _parse_payload(self) -> tuple[dict[str, str], bytes | None]:
+        # chalice local keeps only the first of repeated headers. HTTP reads a repeated list
+        # header, such as Accept, as one comma-separated list, and API Gateway passes all the
+        # values on (in multiValueHeaders), so join them.
+        headers, body = super()._parse_payload()
+        for name in set(self.headers.keys()):
+            values = self.headers.get_all(name) or []
+            if len(values) > 1 and name.lower() != "cookie":
+                headers[name] = ", ".join(values)
+        return headers, body
+
     def _send_http_response_with_body(
         self, code: int, headers: dict[str, Any], body: str | bytes
     ) -> None:

@@ -36,6 +36,16 @@ def test_multipart_returns_array_and_follows_links(http: httpx.Client, ispb: str
     assert third.headers["pull-next"] == second.headers["pull-next"]
 
 
+def test_repeated_accept_headers_count_as_one_list(http: httpx.Client, ispb: str) -> None:
+    created = create(http, ispb, 3)
+    headers = [("Accept", "application/json;q=0.5"), ("Accept", "multipart/json")]
+
+    response = http.get(f"/api/pix/{ispb}/stream/start", headers=headers)
+
+    assert response.status_code == 200
+    assert [m["endToEndId"] for m in response.json()] == created
+
+
 def test_delete_closes_stream_and_repeats_harmlessly(http: httpx.Client, ispb: str) -> None:
     start = http.get(f"/api/pix/{ispb}/stream/start")
     link = start.headers["pull-next"]

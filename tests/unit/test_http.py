@@ -229,3 +229,17 @@ def test_every_domain_error_has_a_problem_type() -> None:
 
     assert mapped == set(http.PROBLEMS)
     assert set(PixStreamError.__subclasses__()) == mapped
+
+
+def test_accept_header_joins_repeated_values() -> None:
+    event = {
+        "headers": {"accept": "multipart/json"},
+        "multiValueHeaders": {"Accept": ["application/json;q=0.5", "multipart/json"]},
+    }
+
+    assert http.accept_header(event) == "application/json;q=0.5, multipart/json"
+
+
+def test_accept_header_without_multiple_values() -> None:
+    assert http.accept_header({"headers": {"Accept": "multipart/json"}}) == "multipart/json"
+    assert http.accept_header({"headers": {}, "multiValueHeaders": None}) is None
