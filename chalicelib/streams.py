@@ -175,8 +175,17 @@ class StreamService:
         # Streams this process closed, so that its reads still waiting on them end at once.
         self._closed: set[str] = set()
 
-    def _lease_until(self) -> float:
-        return self._clock() + self._settings.lease_seconds
+    def _lease_until(self, wait_ends: float | None = None) -> float:
+        """Return when a lease taken now ends: a lease after now, or after a wait.
+
+        A request that may wait takes its lease from `wait_ends`, the clock time its wait
+        runs out, so that after a `204` the client still has a whole lease to come back.
+        """
+        return (self._clock() if wait_ends is None else wait_ends) + self._settings.lease_seconds
+
+    def _wait_ends(self, deadline: float) -> float:
+        """Return the clock time at which a wait that ends at monotonic `deadline` runs out."""
+        return self._clock() + max(0.0, deadline - self._monotonic())
 
     # Opening
 
@@ -193,7 +202,7 @@ class StreamService:
         # shifts the slots of later streams.
         claimants = self._store.add_claimants(ispb, 1)
         slot = (claimants - 1) % self._settings.claim_spread
-        lease_until = self._lease_until()
+        lease_until = self._lease_until(self._wait_ends(deadline))
         try:
             opened = self._open_or_reap(ispb, stream_id, slot, lease_until)
         except StoreUnavailable:
@@ -249,7 +258,7 @@ class StreamService:
         stream_id, link = parse_link_id(ispb, link_id)
         attempt = secrets.token_hex(8)
         known = self._known.get(stream_id)
-        wait_ends = self._clock() + max(0.0, deadline - self._monotonic())
+        wait_ends = self._wait_ends(deadline)
         if (
             known is not None
             and known.ispb == ispb
@@ -258,7 +267,7 @@ class StreamService:
         ):
             plan = ReadPlan(ispb, stream_id, link, attempt, known.slot, batch_size, known.last_sort)
             return self._poll_read(plan, deadline, renewed=False)
-        lease_until = self._lease_until()
+        lease_until = self._lease_until(wait_ends)
         began = self._store.begin_read(ispb, stream_id, link, lease_until)
         if not began.applied:
             return self._rejected_read(ispb, link_id, stream_id, link, began.item)

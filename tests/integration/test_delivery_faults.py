@@ -119,6 +119,22 @@ def test_vanished_collector_messages_reach_next_stream(
     assert open_streams(dynamodb, table_name, ispb) == 0
 
 
+def test_lease_counts_from_the_end_of_a_wait(
+    start_server: Callable[..., ApiServer], ispb: str
+) -> None:
+    server = start_server(PIX_WAIT_SECONDS="3", PIX_LEASE_SECONDS="4.5")
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        empty = client.get(f"/api/pix/{ispb}/stream/start")
+        # Longer than the lease minus the wait, shorter than the lease.
+        time.sleep(2.5)
+        again = client.get(empty.headers["pull-next"])
+        closed = client.delete(again.headers["pull-next"])
+
+    assert empty.status_code == 204
+    assert again.status_code == 204
+    assert closed.status_code == 200
+
+
 def wait_until_claimed(dynamodb: Any, table_name: str, ispb: str, timeout: float = 10.0) -> None:
     """Wait until no message of `ispb` is pending, so a test knows a read has claimed them."""
     end = time.monotonic() + timeout
