@@ -50,16 +50,26 @@ class PendingSignal:
         with self._lock:
             return self._versions.get(ispb, 0)
 
-    def mark_empty(self, ispb: str, version: int) -> None:
-        """Record an empty query that started when the ISPB's version was `version`."""
-        with self._lock:
-            if self._versions.get(ispb, 0) == version:
-                self._last_empty[ispb] = self._clock()
+    def mark_empty(self, ispb: str, version: int) -> float | None:
+        """Record an empty query that started when the ISPB's version was `version`.
 
-    def empty_within(self, ispb: str, seconds: float) -> bool:
+        Returns the time recorded, or None when a notice came in since `version`.
+        """
+        with self._lock:
+            if self._versions.get(ispb, 0) != version:
+                return None
+            now = self._clock()
+            self._last_empty[ispb] = now
+            return now
+
+    def empty_since(self, ispb: str, since: float | None, seconds: float) -> bool:
+        """Tell whether a query found the ISPB's queue empty within the last `seconds`, later
+        than `since` (a waiter passes the time of its own last empty query)."""
         with self._lock:
             last = self._last_empty.get(ispb)
-            return last is not None and self._clock() - last < seconds
+            if last is None or (since is not None and last <= since):
+                return False
+            return self._clock() - last < seconds
 
     def wait(self, ispb: str, version: int, timeout: float) -> bool:
         """Sleep up to `timeout` seconds; return True once `ispb` has had a notice since
@@ -107,16 +117,17 @@ class LongPoll:
         """Return the first result of `attempt` (or None at the deadline) and the poll count."""
         interval = self._min
         polls = 0
+        own_empty: float | None = None
         while True:
             version = self._signal.version(ispb)
-            # Skip the query when another waiter of this ISPB just found nothing, unless
-            # this is the first poll of the request.
-            if polls == 0 or not self._signal.empty_within(ispb, interval):
+            # Skip the query when another waiter of this ISPB found nothing since this one
+            # last asked, unless this is the first poll of the request.
+            if polls == 0 or not self._signal.empty_since(ispb, own_empty, interval):
                 polls += 1
                 result = attempt()
                 if result is not None:
                     return result, polls
-                self._signal.mark_empty(ispb, version)
+                own_empty = self._signal.mark_empty(ispb, version)
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return None, polls
