@@ -466,26 +466,16 @@ class StreamService:
             if stream.state == STATE_CLOSED:
                 # A repeated DELETE also finishes a close whose tidying up failed.
                 self._finish_if_listed(stream)
-                if link > stream.acked + 1:
-                    # An older link closed the stream, so the reads this link would have
-                    # confirmed went back to pending; a 200 would claim otherwise.
-                    raise StreamGone(
-                        link_id,
-                        "an older link closed the stream, and the messages this link "
-                        "would have confirmed were returned for redelivery",
-                    )
                 return
             self._raise_if_ended(stream, link_id)
-            if link < stream.link - 1:
-                # The client has followed a newer link, so it has received messages that
-                # closing here would return to pending for another stream.
+            if link < stream.link:
+                # The newest read delivered messages after this link. The client may hold
+                # them (a GET racing this DELETE) or not (a lost reply, which a repeated GET
+                # recovers); either way they stay with the stream until it is closed on its
+                # newest link or expires, never reaching another stream before then.
                 raise StreamGone(
                     link_id, "a newer link of this stream has been issued; DELETE the newest link"
                 )
-            # A DELETE on the link before the newest repeats one whose GET reply was lost: the
-            # newest read's messages never reached the client, so they return to pending.
-            # Confirmation never moves back, so this cannot un-confirm an earlier read.
-            acked = max(stream.acked, link - 1)
             ended = self._store.end_stream(
                 stream,
                 STATE_CLOSED,
@@ -495,7 +485,7 @@ class StreamService:
                     ":old_acked": {"N": str(stream.acked)},
                     ":now": {"N": repr(self._clock())},
                 },
-                acked=acked,
+                acked=link - 1,
             )
             if ended.applied:
                 logger.info(
@@ -505,7 +495,7 @@ class StreamService:
                     self._closed.clear()
                 self._closed.add(stream_id)
                 self._signal.notify(ispb)
-                self._finish(replace(stream, state=STATE_CLOSED, acked=acked))
+                self._finish(replace(stream, state=STATE_CLOSED, acked=link - 1))
                 return
         raise StreamGone(link_id, "the stream kept changing while it was being closed")
 

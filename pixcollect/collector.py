@@ -50,6 +50,8 @@ class StreamState:
     link: httpx.URL | None = None
     failures: int = 0
     backoff: Backoff = field(default_factory=Backoff)
+    # Set when writing the stream's newest batch failed, so closing must not confirm it.
+    unwritten: bool = False
 
 
 class Collector:
@@ -178,6 +180,7 @@ class Collector:
         try:
             written = self._writer.write_batch(messages)
         except OSError as exc:
+            stream.unwritten = True
             raise FatalError(f"writing the output failed: {exc}") from exc
         logger.debug("stream %d: wrote %d of %d messages", stream.index, written, len(messages))
 
@@ -241,6 +244,17 @@ class Collector:
         stream.link = None
         try:
             response = await self._client.delete(link, timeout=self._settings.close_timeout)
+            if response.status_code == httpx.codes.GONE and stream.unwritten:
+                logger.warning(
+                    "stream %d: left open, since its newest batch was not written. The server "
+                    "delivers that batch again after the stream's lease expires.",
+                    stream.index,
+                )
+                return
+            if response.status_code == httpx.codes.GONE:
+                # The GET that stopping cancelled may have claimed a batch on this link, so
+                # the server issued a newer link that only this client can close.
+                response = await self._close_after_cancelled_read(stream, link) or response
         except httpx.RequestError as exc:
             logger.warning(
                 "stream %d: DELETE failed: %r. The server frees the stream when its lease "
@@ -255,6 +269,37 @@ class Collector:
             logger.info("stream %d: already closed (%s)", stream.index, _describe(response))
         else:
             logger.warning("stream %d: DELETE failed: %s", stream.index, _describe(response))
+
+    async def _close_after_cancelled_read(
+        self, stream: StreamState, link: httpx.URL
+    ) -> httpx.Response | None:
+        """Fetch the batch a cancelled GET claimed on `link`, write it, and close the stream.
+
+        Repeating the GET returns that batch at once. Returns the reply to the DELETE on its
+        ``Pull-Next``, or None when `link` delivered nothing more (the stream had ended).
+        """
+        timeout = self._settings.close_timeout
+        repeated = await self._client.get(link, headers={"Accept": self._accept}, timeout=timeout)
+        if repeated.status_code != httpx.codes.OK:
+            return None
+        try:
+            messages = parse_batch(repeated.content)
+            written = self._writer.write_batch(messages)
+        except (ProtocolError, OSError) as exc:
+            logger.warning(
+                "stream %d: could not keep the batch a cancelled read claimed: %s. The server "
+                "delivers it again after the stream's lease expires.",
+                stream.index,
+                exc,
+            )
+            return None
+        logger.info(
+            "stream %d: wrote %d of %d messages a cancelled read had claimed",
+            stream.index,
+            written,
+            len(messages),
+        )
+        return await self._client.delete(self._next_link(repeated), timeout=timeout)
 
 
 def _describe(response: httpx.Response) -> str:

@@ -109,22 +109,23 @@ def test_repeat_in_single_format_is_refused(http: httpx.Client, ispb: str) -> No
     assert http.delete(again.headers["pull-next"]).status_code == 200
 
 
-def test_delete_after_older_link_closed_is_gone(http: httpx.Client, ispb: str) -> None:
+def test_delete_before_newest_link_keeps_stream(http: httpx.Client, ispb: str) -> None:
     first = http.get(f"/api/pix/{ispb}/stream/start")
     older = first.headers["pull-next"]
     created = create(http, ispb, 1)
     read = http.get(older)
     newer = read.headers["pull-next"]
 
-    closed = http.delete(older)
-    refused = http.delete(newer)
+    refused = http.delete(older)
     other = http.get(f"/api/pix/{ispb}/stream/start")
+    closed = http.delete(newer)
 
     assert read.json()["endToEndId"] == created[0]
-    assert closed.status_code == 200
     assert refused.status_code == 410
-    assert other.status_code == 200
-    assert other.json()["endToEndId"] == created[0]
+    # The message stays with the first stream, which the DELETE on its newest link confirms.
+    assert other.status_code == 204
+    assert closed.status_code == 200
+    assert http.get(other.headers["pull-next"]).status_code == 204
     assert http.delete(other.headers["pull-next"]).status_code == 200
 
 

@@ -120,11 +120,9 @@ class FakePixServer:
 
     def delete(self, stream: FakeStream, link_id: str) -> httpx.Response:
         if not stream.closed:
-            if link_id == stream.newest:
-                self.confirm(stream)
-            else:
-                self.pending.extendleft(reversed(stream.in_flight))
-                stream.in_flight = []
+            if link_id != stream.newest:
+                return problem(410, "a newer link of this stream has been issued")
+            self.confirm(stream)
             stream.closed = True
         return httpx.Response(200, json={})
 
@@ -584,7 +582,7 @@ def test_stop_before_first_reply_sends_no_delete() -> None:
     assert server.streams == []
 
 
-def test_cancelled_read_not_confirmed() -> None:
+def test_cancelled_read_batch_kept_on_close() -> None:
     server = FakePixServer(30)
     collectors: list[Collector] = []
     reads: list[str] = []
@@ -607,10 +605,16 @@ def test_cancelled_read_not_confirmed() -> None:
 
     run_collector_with(server, writer, collectors)
 
-    assert writer.written == 10
-    assert server.paths("DELETE") == [reads[1]]
-    assert len(server.confirmed) == 10
-    assert len(server.pending) == 20
+    # Closing on the cancelled read's link is refused, so the collector repeats that read,
+    # writes the batch it claimed and closes the stream on the newer link.
+    deleted = server.paths("DELETE")
+    assert writer.written == 20
+    assert deleted[0] == reads[1]
+    assert server.paths("GET")[-1] == reads[1]
+    assert len(deleted) == 2
+    assert len(server.confirmed) == 20
+    assert len(server.pending) == 10
+    assert server.open_streams() == []
     assert server.unwritten_confirmations == []
 
 
@@ -690,7 +694,10 @@ def test_output_error_is_fatal_and_unconfirmed() -> None:
     with pytest.raises(FatalError, match="writing the output failed"):
         collect(server, streams=1, output=FailsOnSecondWrite())
 
+    # The unwritten batch stays with the stream, which returns it when its lease expires.
+    [stream] = server.open_streams()
     assert len(server.confirmed) == 10
-    assert len(server.pending) == 20
+    assert len(stream.in_flight) == 10
     assert server.unwritten_confirmations == []
-    assert server.open_streams() == []
+    server.expire(stream)
+    assert len(server.pending) == 20
