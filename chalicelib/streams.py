@@ -93,6 +93,8 @@ class ReadPlan:
     batch_size: int
     # Queue position of the stream's newest delivery, or None before its first one.
     last_sort: str | None
+    # Whether the read before this one delivered messages that the stream has not confirmed.
+    unconfirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class KnownStream:
     slot: int
     last_sort: str | None
     lease_until: float
+    # Whether the read before `link` delivered messages that the stream has not confirmed.
+    unconfirmed: bool = False
 
 
 class _ClaimRejected(Exception):
@@ -265,7 +269,16 @@ class StreamService:
             and known.link == link
             and known.lease_until > wait_ends + self._settings.lease_seconds * LEASE_MARGIN_SHARE
         ):
-            plan = ReadPlan(ispb, stream_id, link, attempt, known.slot, batch_size, known.last_sort)
+            plan = ReadPlan(
+                ispb,
+                stream_id,
+                link,
+                attempt,
+                known.slot,
+                batch_size,
+                known.last_sort,
+                known.unconfirmed,
+            )
             return self._poll_read(plan, deadline, renewed=False)
         lease_until = self._lease_until(wait_ends)
         began = self._store.begin_read(ispb, stream_id, link, lease_until)
@@ -338,8 +351,13 @@ class StreamService:
         """Wait for messages and claim them. `renewed` is True when the read renewed the lease."""
         ispb, stream_id, link = plan.ispb, plan.stream_id, plan.link
         link_id = make_link_id(stream_id, link)
+        # A read served from memory has not yet confirmed the batch the client holds. If it
+        # finds nothing to claim, it confirms that batch before it waits, so that a process
+        # dying during the wait cannot leave the batch to expire unconfirmed.
+        confirm_before_wait = not renewed and plan.unconfirmed
 
         def claim_once() -> list[QueueEntry] | None:
+            nonlocal confirm_before_wait
             if stream_id in self._closed:
                 raise _ClaimRejected(self._store.get_stream_item(stream_id))
             with tracing.subsegment("LongPollAttempt") as span:
@@ -347,7 +365,10 @@ class StreamService:
                 span.annotate("stream_id", stream_id)
                 claimed = self._claim(plan)
                 span.metadata("claimed", len(claimed or ()))
-                return claimed
+            if not claimed and confirm_before_wait and self._monotonic() < deadline:
+                self._confirm_reads(plan, self._lease_until(self._wait_ends(deadline)))
+                confirm_before_wait = False
+            return claimed
 
         began = self._monotonic()
         try:
@@ -368,16 +389,21 @@ class StreamService:
                 polls=polls,
             )
         if not renewed:
-            # A read served from memory confirmed nothing on the way in, so an empty one
-            # confirms the earlier reads and renews the lease now, or finds the stream ended.
-            lease_until = self._lease_until()
-            began_read = self._store.begin_read(ispb, stream_id, link, lease_until)
-            if not began_read.applied:
-                return self._rejected_read(ispb, link_id, stream_id, link, began_read.item)
-            self._remember(
-                stream_id, KnownStream(ispb, link, plan.slot, plan.last_sort, lease_until)
-            )
+            # A read served from memory renews the lease after an empty wait, which also
+            # finds a stream that another process closed meanwhile.
+            try:
+                self._confirm_reads(plan, self._lease_until())
+            except _ClaimRejected as rejected:
+                return self._rejected_read(ispb, link_id, stream_id, link, rejected.item)
         return ReadResult(ispb, stream_id, link, (), (), polls=polls)
+
+    def _confirm_reads(self, plan: ReadPlan, lease_until: float) -> None:
+        """Confirm the reads before `plan.link` and renew the lease; raise if the stream ended."""
+        began = self._store.begin_read(plan.ispb, plan.stream_id, plan.link, lease_until)
+        if not began.applied:
+            raise _ClaimRejected(began.item)
+        known = KnownStream(plan.ispb, plan.link, plan.slot, plan.last_sort, lease_until)
+        self._remember(plan.stream_id, known)
 
     def _claim(self, plan: ReadPlan) -> list[QueueEntry] | None:
         ispb, stream_id, link, attempt = plan.ispb, plan.stream_id, plan.link, plan.attempt
@@ -398,7 +424,8 @@ class StreamService:
                 self._note_contention(stream_id, lost=bool(outcome.lost))
                 if outcome.applied:
                     self._remember(
-                        stream_id, KnownStream(ispb, link + 1, plan.slot, newest, lease_until)
+                        stream_id,
+                        KnownStream(ispb, link + 1, plan.slot, newest, lease_until, True),
                     )
                     self._keep_ahead(stream_id, link + 1, spare[: plan.batch_size * READ_AHEAD])
                     if left:

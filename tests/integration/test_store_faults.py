@@ -6,17 +6,19 @@ reply, a call applied twice, and a process crash before or after the call. The P
 what failed, as a real one would, and afterwards the messages are checked.
 """
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from chalicelib.errors import StoreUnavailable, StreamGone, StreamLimitReached
 from chalicelib.messages import generate_messages
 from chalicelib.polling import PendingSignal
-from chalicelib.store import STATE_OPEN, message_key, pending_queue, stream_key
+from chalicelib.store import QUEUE_INDEX, STATE_OPEN, message_key, pending_queue, stream_key
 from chalicelib.streams import ReadResult, StreamService
 from tests.integration.inprocess import (
     CRASH_AFTER,
@@ -184,6 +186,35 @@ def test_crash_after_claim_repeats_batch(harness: Harness) -> None:
     assert retried.retried is True
     assert retried.end_to_end_ids == (created[1],)
     assert harness.message_queues([created[2]])[created[2]] == pending_queue(ispb)
+
+
+def test_crash_while_waiting_keeps_confirmation(harness: Harness) -> None:
+    ispb = random_ispb()
+    created = harness.insert(ispb, 3)
+    first = harness.start(ispb)
+    queries = 0
+
+    def crash_on_second_query(model: Any, params: Any, **kwargs: Any) -> None:
+        nonlocal queries
+        if model.name == "Query" and json.loads(params["body"])["IndexName"] == QUEUE_INDEX:
+            queries += 1
+            if queries == 2:
+                raise ProcessCrash("crash while waiting")
+
+    # The next read finds nothing pending and waits; the process dies during the wait.
+    harness.client.meta.events.register("before-call.dynamodb", crash_on_second_query)
+    try:
+        with pytest.raises(ProcessCrash):
+            harness.service.read(ispb, first.link_id, 3, time.monotonic() + 0.5)
+    finally:
+        harness.client.meta.events.unregister("before-call.dynamodb", crash_on_second_query)
+    harness.clock.advance(1 + harness.settings.lease_seconds)
+    harness.service.reap_ispb(ispb)
+
+    # Following the link confirmed the batch, so the expiry does not return it.
+    queues = harness.message_queues(created)
+    assert pending_queue(ispb) not in queues.values()
+    assert harness.store.pending_messages(ispb, 10) == []
 
 
 def test_insert_repeated_after_lost_reply_counts_once(harness: Harness) -> None:
