@@ -493,6 +493,9 @@ class StreamService:
             if stream.state == STATE_CLOSED:
                 # A repeated DELETE also finishes a close whose tidying up failed.
                 self._finish_if_listed(stream)
+                if link != stream.acked + 1:
+                    # Only the link that closed the stream may repeat its DELETE.
+                    raise StreamGone(link_id, "the stream was closed")
                 return
             self._raise_if_ended(stream, link_id)
             if link < stream.link:

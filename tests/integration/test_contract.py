@@ -125,6 +125,8 @@ def test_delete_before_newest_link_keeps_stream(http: httpx.Client, ispb: str) -
     # The message stays with the first stream, which the DELETE on its newest link confirms.
     assert other.status_code == 204
     assert closed.status_code == 200
+    assert http.delete(older).status_code == 410
+    assert http.delete(newer).status_code == 200
     assert http.get(other.headers["pull-next"]).status_code == 204
     assert http.delete(other.headers["pull-next"]).status_code == 200
 
