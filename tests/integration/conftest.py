@@ -58,13 +58,17 @@ def start_server(
     """Start API servers with extra settings; every one is stopped at the end of the session.
 
     `fast=False` starts from the contract's defaults instead of the fast test settings.
+    `table` names another table than the session's, which the other servers' scheduled
+    sweeps do not touch.
     """
     started: list[ApiServer] = []
 
-    def start(stage: str = "dev", fast: bool = True, **settings: str) -> ApiServer:
+    def start(
+        stage: str = "dev", fast: bool = True, table: str | None = None, **settings: str
+    ) -> ApiServer:
         log_path = tmp_path_factory.mktemp("server") / "server.log"
         base = FAST_SETTINGS if fast else {}
-        server = ApiServer(dynamodb_endpoint, table_name, {**base, **settings}, log_path)
+        server = ApiServer(dynamodb_endpoint, table or table_name, {**base, **settings}, log_path)
         started.append(server)
         server.start(stage)
         return server

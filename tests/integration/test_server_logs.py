@@ -3,6 +3,7 @@
 import json
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from localdev.dynamodb_local import free_port
+from localdev.dynamodb_local import free_port, local_client
+from localdev.schema import create_table
 from tests.integration.conftest import ApiServer
 
 MULTIPART = {"Accept": "multipart/json"}
@@ -92,10 +94,14 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def run(start_server: Callable[..., ApiServer]) -> Run:
+def run(start_server: Callable[..., ApiServer], dynamodb_endpoint: str) -> Run:
     """One collection through its own server, whose log the tests below read."""
     ispb = f"{random.randrange(10**7, 10**8):08d}"
-    server = start_server(**SETTINGS)
+    # A table of its own: the other servers' scheduled sweeps would otherwise end the
+    # stream this run lets expire, and the expiry would be logged by another server.
+    table = f"pix-stream-logs-{uuid.uuid4().hex[:8]}"
+    create_table(local_client(dynamodb_endpoint), table)
+    server = start_server(table=table, **SETTINGS)
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         warm_up(http)
         received = run_collection(http, ispb)
