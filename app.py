@@ -174,7 +174,7 @@ def start_stream(ispb: str) -> Response:
 
 @stream_route(STREAM_START, "DELETE")
 def close_start(ispb: str) -> Response:
-    # No stream has the id "start", so this answers 404 like any other unknown id.
+    # No stream has the id "start", so this returns 404 like any other unknown id.
     return close_stream(ispb, "start")
 
 

@@ -120,8 +120,8 @@ class LongPoll:
         own_empty: float | None = None
         while True:
             version = self._signal.version(ispb)
-            # Skip the query when another waiter of this ISPB found nothing since this one
-            # last asked, unless this is the first poll of the request.
+            # Skip the query when another waiter of this ISPB found the queue empty after this
+            # waiter's own last query, unless this is the first poll of the request.
             if polls == 0 or not self._signal.empty_since(ispb, own_empty, interval):
                 polls += 1
                 result = attempt()

@@ -499,10 +499,10 @@ class StreamService:
                 return
             self._raise_if_ended(stream, link_id)
             if link < stream.link:
-                # The newest read delivered messages after this link. The client may hold
-                # them (a GET racing this DELETE) or not (a lost reply, which a repeated GET
-                # recovers); either way they stay with the stream until it is closed on its
-                # newest link or expires, never reaching another stream before then.
+                # The newest read delivered messages after this link. The client may have
+                # them (a GET racing this DELETE), or may have lost the reply, which a
+                # repeated GET fetches again. So they stay with the stream until a DELETE on
+                # its newest link confirms them or the stream expires.
                 raise StreamGone(
                     link_id, "a newer link of this stream has been issued; DELETE the newest link"
                 )
@@ -574,8 +574,8 @@ class StreamService:
     def _reap_when_idle(self, ispb: str) -> bool:
         """End the ISPB's expired streams, so their messages return to the waiting reads.
 
-        Runs when a read finds nothing pending, at most once in each stretch of time in which
-        this process knows no stream of the ISPB can expire. Returns True if it ended any.
+        Runs when a read finds nothing pending. reap_ispb skips the store until the earliest
+        lease it last read can have ended. Returns True if it ended any stream.
         """
         try:
             return self.reap_ispb(ispb) > 0

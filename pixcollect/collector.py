@@ -246,7 +246,7 @@ class Collector:
             response = await self._client.delete(link, timeout=self._settings.close_timeout)
             if response.status_code == httpx.codes.GONE and stream.unwritten:
                 logger.warning(
-                    "stream %d: left open, since its newest batch was not written. The server "
+                    "stream %d: left open because its newest batch was not written. The server "
                     "delivers that batch again after the stream's lease expires.",
                     stream.index,
                 )

@@ -116,12 +116,12 @@ def test_delete_before_newest_link_keeps_stream(http: httpx.Client, ispb: str) -
     read = http.get(older)
     newer = read.headers["pull-next"]
 
-    refused = http.delete(older)
+    rejected = http.delete(older)
     other = http.get(f"/api/pix/{ispb}/stream/start")
     closed = http.delete(newer)
 
     assert read.json()["endToEndId"] == created[0]
-    assert refused.status_code == 410
+    assert rejected.status_code == 410
     # The message stays with the first stream, which the DELETE on its newest link confirms.
     assert other.status_code == 204
     assert closed.status_code == 200

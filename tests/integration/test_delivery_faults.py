@@ -92,7 +92,7 @@ def test_vanished_collector_messages_reach_waiting_stream(
     assert ids_of(staying) == []
     assert refused.status_code == 429
     assert staying_read == created
-    # Nobody else received them while the vanished stream's lease ran.
+    # No other stream received them while the vanished stream's lease ran.
     assert received_after >= LEASE_SECONDS
     assert ids_of(successor) == []
     assert client.get(vanished.headers["pull-next"]).status_code == 410
@@ -119,9 +119,7 @@ def test_vanished_collector_messages_reach_next_stream(
     assert open_streams(dynamodb, table_name, ispb) == 0
 
 
-def test_lease_counts_from_the_end_of_a_wait(
-    start_server: Callable[..., ApiServer], ispb: str
-) -> None:
+def test_lease_counts_from_wait_end(start_server: Callable[..., ApiServer], ispb: str) -> None:
     server = start_server(PIX_WAIT_SECONDS="3", PIX_LEASE_SECONDS="4.5")
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         empty = client.get(f"/api/pix/{ispb}/stream/start")

@@ -159,8 +159,8 @@ def test_every_store_call_fails_once(
         caplog.clear()
         collector = run_script(harness, call_number, fault)
         assert harness.faults.fired, f"call {call_number} was not made"
-        # A repeated call is what botocore itself does, and an empty read that fails to end
-        # expired streams still answers; the PSP notices neither.
+        # botocore itself repeats calls, and an empty read whose reap fails still returns
+        # its reply, so the PSP notices neither.
         expect_failure = fault != REPEAT and not reap_failed(caplog)
         assert bool(collector.failures) == expect_failure, collector.failures
 

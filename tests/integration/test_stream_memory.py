@@ -208,12 +208,12 @@ def test_spare_share_read_skips_query(harness: Harness, operations: OperationLog
     assert list(third.end_to_end_ids) == created[2 * batch : 3 * batch]
 
 
-def test_spare_share_taken_elsewhere_is_skipped(harness: Harness, operations: OperationLog) -> None:
+def test_spare_share_claimed_elsewhere_skipped(harness: Harness, operations: OperationLog) -> None:
     ispb = random_ispb()
     batch = harness.settings.batch_size
     second, created = spare_share_kept(harness, ispb)
-    taken = created[2 * batch : 3 * batch]
-    for end_to_end_id in taken:
+    claimed_elsewhere = created[2 * batch : 3 * batch]
+    for end_to_end_id in claimed_elsewhere:
         harness.client.update_item(
             TableName=harness.table_name,
             Key={"pk": {"S": message_key(end_to_end_id)}},
@@ -226,4 +226,4 @@ def test_spare_share_taken_elsewhere_is_skipped(harness: Harness, operations: Op
 
     assert operations.names == ["TransactWriteItems", "Query", "TransactWriteItems"]
     assert list(third.end_to_end_ids) == created[3 * batch :]
-    assert set(harness.message_queues(taken).values()) == {"another-stream"}
+    assert set(harness.message_queues(claimed_elsewhere).values()) == {"another-stream"}

@@ -1,4 +1,4 @@
-"""The long-poll loop: how often a waiting request asks the store."""
+"""The long-poll loop: how often a waiting request queries the store."""
 
 import time
 
@@ -7,19 +7,19 @@ from chalicelib.polling import LongPoll, PendingSignal
 ISPB = "12345678"
 
 
-def test_lone_waiter_asks_again_as_its_interval_grows() -> None:
+def test_lone_waiter_polls_as_interval_grows() -> None:
     signal = PendingSignal()
     poll = LongPoll(signal, min_interval=0.02, max_interval=0.5)
-    asked: list[float] = []
+    queried: list[float] = []
 
     def attempt() -> None:
-        asked.append(time.monotonic())
+        queried.append(time.monotonic())
 
     result, polls = poll.run(ISPB, time.monotonic() + 0.5, attempt)
 
     # Intervals of 0.02, 0.04, 0.08 and 0.16 s fit in the wait: at least 4 queries.
     assert result is None
-    assert polls == len(asked)
+    assert polls == len(queried)
     assert polls >= 4
 
 
